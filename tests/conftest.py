@@ -1,0 +1,174 @@
+"""Real services for the suite: Redis, a Celery worker process and an embedded Milvus.
+
+Each starts once per test session, and only when a test asks for it. ``REDIS_URL`` in the
+environment reuses that Redis (CI points it at the machine's); otherwise a throw-away server is
+started on a free port. ``DATABASE_URL`` selects PostgreSQL; without it the test database is a
+SQLite file, so that the worker process can open the same database as the tests.
+"""
+
+import os
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import pytest
+from django.conf import settings
+from django.db import connection
+
+from console import celery_app
+from console.localservices import LocalMilvus, LocalRedis, create_collection
+
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+(PROJECT_DIR / "var").mkdir(exist_ok=True)
+
+
+def wait_until(condition: Callable[[], Any], *, timeout: float, interval: float = 0.1) -> Any:
+    """Poll ``condition`` until it returns something truthy; fail the test after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout} s")
+        time.sleep(interval)
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    given = os.environ.get("REDIS_URL")
+    if given:
+        yield given
+        return
+    server = LocalRedis(tmp_path_factory.mktemp("redis")).start()
+    try:
+        yield server.url
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def celery_queue(redis_url: str) -> str:
+    """A queue of this test session's own, so a shared Redis never mixes runs."""
+    queue = f"upserts-test-{uuid.uuid4().hex[:12]}"
+    # The app reads Django's settings under the CELERY_ namespace, so override those keys.
+    celery_app.conf.update(CELERY_BROKER_URL=redis_url, CELERY_TASK_DEFAULT_QUEUE=queue)
+    return queue
+
+
+def _database_url_of_test_database() -> str:
+    db = connection.settings_dict
+    if db["ENGINE"] == "django.db.backends.sqlite3":
+        return f"sqlite:///{Path(db['NAME']).resolve()}"
+    user = quote(db.get("USER") or "", safe="")
+    password = quote(db.get("PASSWORD") or "", safe="")
+    credentials = f"{user}:{password}@" if password else (f"{user}@" if user else "")
+    host = db.get("HOST") or "127.0.0.1"
+    port = f":{db['PORT']}" if db.get("PORT") else ""
+    return f"postgres://{credentials}{host}{port}/{db['NAME']}"
+
+
+class CeleryWorkerProcess:
+    """A real ``celery worker`` subprocess bound to the test database and queue."""
+
+    def __init__(self, *, env: dict[str, str], log_path: Path, queue: str) -> None:
+        self.env = env
+        self.log_path = log_path
+        self.queue = queue
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> "CeleryWorkerProcess":
+        log = open(self.log_path, "ab")  # noqa: SIM115 - handed to the child
+        self.process = subprocess.Popen(
+            [
+                sys.executable, "-m", "celery", "-A", "console", "worker",
+                "--loglevel=INFO", "--pool=prefork", "--concurrency=2",
+                "--without-gossip", "--without-mingle",
+                "-Q", self.queue, "-n", f"test-{uuid.uuid4().hex[:8]}@%h",
+            ],
+            cwd=PROJECT_DIR,
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        log.close()
+        wait_until(self._ready, timeout=60, interval=0.2)
+        return self
+
+    def _ready(self) -> bool:
+        assert self.process is not None
+        if self.process.poll() is not None:
+            raise AssertionError(f"celery worker exited:\n{self.log_path.read_text()[-3000:]}")
+        return " ready." in self.log_path.read_text(errors="replace")
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.process = None
+
+
+@pytest.fixture(scope="session")
+def celery_worker(
+    django_db_setup: None,
+    django_db_blocker: Any,
+    redis_url: str,
+    celery_queue: str,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[CeleryWorkerProcess]:
+    with django_db_blocker.unblock():
+        database_url = _database_url_of_test_database()
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "console.settings",
+        "DATABASE_URL": database_url,
+        "CELERY_BROKER_URL": redis_url,
+        "CELERY_QUEUE": celery_queue,
+        "MEDIA_ROOT": str(settings.MEDIA_ROOT),
+        "FIELD_ENCRYPTION_KEY": ",".join(settings.FIELD_ENCRYPTION_KEYS),
+        "SECRET_KEY": settings.SECRET_KEY,
+    }
+    worker = CeleryWorkerProcess(
+        env=env, log_path=tmp_path_factory.mktemp("worker") / "worker.log", queue=celery_queue
+    ).start()
+    try:
+        yield worker
+    finally:
+        worker.stop()
+
+
+@pytest.fixture(scope="session")
+def milvus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalMilvus]:
+    server = LocalMilvus(tmp_path_factory.mktemp("milvus")).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def make_collection(milvus: LocalMilvus) -> Callable[..., str]:
+    """Create a fresh non-autoID collection in the embedded Milvus; returns its name."""
+
+    def make(fields: list[dict[str, Any]], *, enable_dynamic_field: bool = True) -> str:
+        name = f"t_{uuid.uuid4().hex[:12]}"
+        assert milvus.port is not None
+        create_collection(
+            host="127.0.0.1",
+            port=milvus.port,
+            name=name,
+            fields=fields,
+            enable_dynamic_field=enable_dynamic_field,
+        )
+        return name
+
+    return make

@@ -1,0 +1,132 @@
+"""Django admin for the console's models.
+
+Cluster tokens are write-only here too: the form never renders the stored value, and leaving
+the field blank keeps it. Audit events can be read, never added, changed or deleted.
+"""
+
+from typing import Any
+
+from django import forms
+from django.contrib import admin
+from django.http import HttpRequest
+
+from upserts.models import AuditEvent, ClusterEndpoint, UpsertBatch, UpsertJob, WorkerHeartbeat
+
+
+class ClusterEndpointAdminForm(forms.ModelForm):
+    token = forms.CharField(
+        required=False,
+        strip=True,
+        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
+        help_text="API key or user:password. Leave blank to keep the current token.",
+    )
+    clear_token = forms.BooleanField(required=False, help_text="Remove the stored token.")
+
+    class Meta:
+        model = ClusterEndpoint
+        exclude = ["created_by"]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if self.instance.pk and self.instance.has_token:
+            self.fields["token"].help_text = (
+                "A token is set — type a new one to replace it, or leave blank to keep it."
+            )
+
+    def clean_token(self) -> str:
+        new_token: str = self.cleaned_data.get("token", "")
+        if not new_token and self.instance.pk:
+            return ClusterEndpoint.objects.get(pk=self.instance.pk).token
+        return new_token
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        if cleaned.get("clear_token"):
+            cleaned["token"] = ""
+        return cleaned
+
+
+@admin.register(ClusterEndpoint)
+class ClusterEndpointAdmin(admin.ModelAdmin):
+    form = ClusterEndpointAdminForm
+    list_display = ["name", "base_url", "api_version", "default_database", "is_enabled", "has_token"]
+    list_filter = ["api_version", "is_enabled"]
+    search_fields = ["name", "base_url"]
+
+    @admin.display(boolean=True, description="token set")
+    def has_token(self, obj: ClusterEndpoint) -> bool:
+        return obj.has_token
+
+    def save_model(self, request: HttpRequest, obj: ClusterEndpoint, form: Any, change: bool) -> None:
+        if not change:
+            obj.created_by = request.user  # type: ignore[assignment]
+        super().save_model(request, obj, form, change)
+
+
+class UpsertBatchInline(admin.TabularInline):
+    model = UpsertBatch
+    extra = 0
+    can_delete = False
+    show_change_link = True
+    fields = ["sequence", "first_row", "last_row", "row_count", "status", "attempts",
+              "upsert_count", "milvus_code", "milvus_message", "duration_ms"]
+    readonly_fields = fields
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(UpsertJob)
+class UpsertJobAdmin(admin.ModelAdmin):
+    list_display = ["id", "original_filename", "cluster", "collection_name", "status",
+                    "rows_read", "rows_upserted", "rows_failed", "created_by", "created_at"]
+    list_filter = ["status", "cluster", "file_format"]
+    search_fields = ["original_filename", "collection_name", "sha256"]
+    date_hierarchy = "created_at"
+    readonly_fields = ["status", "rows_read", "rows_upserted", "rows_failed", "batches_done",
+                       "checkpoint_row", "sha256", "size_bytes", "created_by", "created_at",
+                       "started_at", "finished_at", "error_message"]
+    inlines = [UpsertBatchInline]
+    list_select_related = ["cluster", "created_by"]
+
+
+@admin.register(UpsertBatch)
+class UpsertBatchAdmin(admin.ModelAdmin):
+    list_display = ["job", "sequence", "status", "row_count", "upsert_count", "attempts",
+                    "milvus_code", "duration_ms"]
+    list_filter = ["status"]
+    list_select_related = ["job"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(AuditEvent)
+class AuditEventAdmin(admin.ModelAdmin):
+    list_display = ["created_at", "actor_username", "action", "target_repr", "client_ip"]
+    list_filter = ["action"]
+    search_fields = ["actor_username", "target_repr", "target_id"]
+    date_hierarchy = "created_at"
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(WorkerHeartbeat)
+class WorkerHeartbeatAdmin(admin.ModelAdmin):
+    list_display = ["hostname", "seen_at"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False

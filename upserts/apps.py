@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class UpsertsConfig(AppConfig):
+    name = "upserts"
+    verbose_name = "Upserts"

@@ -1,0 +1,312 @@
+"""Data of the console: clusters, upsert jobs and their batches, and the audit trail.
+
+Models hold data and invariants only. Writes that change the world (create a job, move it
+through its states, record an audit event) live in ``upserts.services``.
+"""
+
+import uuid
+from pathlib import PurePath
+from typing import Any
+from urllib.parse import urlsplit
+
+from django.conf import settings
+from django.contrib.contenttypes.models import ContentType
+from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db import models
+
+from .fields import EncryptedTextField
+
+
+def validate_cluster_url(value: str) -> None:
+    """A cluster's base URL: http(s), a host, no credentials, query or fragment.
+
+    Django's URLValidator refuses single-label hosts such as ``http://milvus:19530``, which is
+    how a cluster is reached inside docker-compose, so this checks the parts itself.
+    """
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https"):
+        raise ValidationError("Use an http:// or https:// URL.", code="scheme")
+    if not parts.hostname:
+        raise ValidationError("The URL has no host name.", code="host")
+    if parts.username or parts.password:
+        raise ValidationError(
+            "Put credentials in the token field, not in the URL.", code="credentials"
+        )
+    if parts.query or parts.fragment:
+        raise ValidationError("The URL must not have a query or fragment.", code="query")
+    try:
+        parts.port
+    except ValueError as exc:
+        raise ValidationError("The URL's port is not a number from 0 to 65535.") from exc
+
+
+class ClusterEndpoint(models.Model):
+    """A Milvus / Zilliz Cloud cluster that jobs upsert into."""
+
+    class ApiVersion(models.TextChoices):
+        V1 = "v1", "v1 (/v1/vector/upsert)"
+        V2 = "v2", "v2 (/v2/vectordb/entities/upsert)"
+
+    name = models.CharField(max_length=100, unique=True)
+    base_url = models.CharField(
+        "base URL",
+        max_length=500,
+        validators=[validate_cluster_url],
+        help_text="For example https://in01-xxxx.api.gcp-us-west1.zillizcloud.com or http://127.0.0.1:19530",
+    )
+    api_version = models.CharField(
+        "REST API version", max_length=2, choices=ApiVersion.choices, default=ApiVersion.V1
+    )
+    # Write-only: an API key or "user:password"; never rendered back, listed or logged.
+    token = EncryptedTextField(blank=True, default="")
+    default_database = models.CharField(max_length=255, default="default")
+    verify_tls = models.BooleanField("verify TLS certificates", default=True)
+    request_timeout_seconds = models.PositiveIntegerField(
+        default=30, validators=[MinValueValidator(1), MaxValueValidator(600)]
+    )
+    is_enabled = models.BooleanField(
+        default=True, help_text="A disabled cluster keeps its jobs but takes no new ones."
+    )
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def __repr__(self) -> str:
+        return f"<ClusterEndpoint {self.pk}: {self.name} {self.base_url}>"
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        self.base_url = self.base_url.strip().rstrip("/")
+        super().save(*args, **kwargs)
+
+    @property
+    def has_token(self) -> bool:
+        return bool(self.token)
+
+
+class JobStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    VALIDATING = "validating", "Validating"
+    RUNNING = "running", "Running"
+    SUCCEEDED = "succeeded", "Succeeded"
+    PARTIALLY_FAILED = "partially_failed", "Partially failed"
+    FAILED = "failed", "Failed"
+    CANCELLED = "cancelled", "Cancelled"
+
+
+# The job state machine: each status and the statuses it may move to. A failed job can be
+# resumed (back to pending); the other final states are final.
+JOB_TRANSITIONS: dict[str, frozenset[str]] = {
+    JobStatus.PENDING: frozenset(
+        {JobStatus.VALIDATING, JobStatus.FAILED, JobStatus.CANCELLED}
+    ),
+    JobStatus.VALIDATING: frozenset({JobStatus.RUNNING, JobStatus.FAILED, JobStatus.CANCELLED}),
+    JobStatus.RUNNING: frozenset(
+        {
+            JobStatus.SUCCEEDED,
+            JobStatus.PARTIALLY_FAILED,
+            JobStatus.FAILED,
+            JobStatus.CANCELLED,
+        }
+    ),
+    JobStatus.SUCCEEDED: frozenset(),
+    JobStatus.PARTIALLY_FAILED: frozenset(),
+    JobStatus.FAILED: frozenset({JobStatus.PENDING}),
+    JobStatus.CANCELLED: frozenset(),
+}
+FINAL_JOB_STATUSES = frozenset(
+    {JobStatus.SUCCEEDED, JobStatus.PARTIALLY_FAILED, JobStatus.FAILED, JobStatus.CANCELLED}
+)
+
+
+def statuses_that_may_become(status: str) -> frozenset[str]:
+    """The statuses from which a job may legally move to ``status``."""
+    return frozenset(source for source, targets in JOB_TRANSITIONS.items() if status in targets)
+
+
+def job_upload_path(job: "UpsertJob", filename: str) -> str:
+    """A storage name made by the console; the uploaded name never becomes a path."""
+    suffixes = "".join(PurePath(filename).suffixes[-2:]).lower()
+    safe_suffix = "".join(ch for ch in suffixes if ch.isalnum() or ch == ".")[:20]
+    return f"uploads/{uuid.uuid4().hex}{safe_suffix}"
+
+
+class FileFormat(models.TextChoices):
+    JSON = "json", "JSON"
+    JSONL = "jsonl", "JSON Lines"
+    CSV = "csv", "CSV"
+    PARQUET = "parquet", "Parquet"
+
+
+class UpsertJob(models.Model):
+    """One uploaded entity file sent, in batches, to one collection of one cluster."""
+
+    cluster = models.ForeignKey(ClusterEndpoint, on_delete=models.PROTECT, related_name="jobs")
+    database_name = models.CharField(max_length=255, default="default")
+    collection_name = models.CharField(max_length=255)
+    partition_name = models.CharField(max_length=255, blank=True, default="")
+
+    source_file = models.FileField(upload_to=job_upload_path, max_length=255)
+    original_filename = models.CharField(max_length=255)
+    size_bytes = models.PositiveBigIntegerField(default=0)
+    sha256 = models.CharField("SHA-256", max_length=64, blank=True, default="")
+    file_format = models.CharField(max_length=10, choices=FileFormat.choices, blank=True)
+    is_gzipped = models.BooleanField(default=False)
+
+    batch_size = models.PositiveIntegerField(
+        default=500, validators=[MinValueValidator(1), MaxValueValidator(10_000)]
+    )
+    max_batch_bytes = models.PositiveIntegerField(
+        default=8 * 1024 * 1024,
+        validators=[MinValueValidator(1024), MaxValueValidator(64 * 1024 * 1024)],
+    )
+    max_in_flight = models.PositiveSmallIntegerField(
+        default=2, validators=[MinValueValidator(1), MaxValueValidator(16)]
+    )
+
+    status = models.CharField(
+        max_length=20, choices=JobStatus.choices, default=JobStatus.PENDING, db_index=True
+    )
+    rows_read = models.PositiveBigIntegerField(default=0)
+    rows_upserted = models.PositiveBigIntegerField(default=0)
+    rows_failed = models.PositiveBigIntegerField(default=0)
+    batches_done = models.PositiveIntegerField(default=0)
+    # Rows of the file (in file order) whose outcome is committed; a restarted task skips them.
+    checkpoint_row = models.PositiveBigIntegerField(default=0)
+    error_message = models.TextField(blank=True, default="")
+    cancel_requested = models.BooleanField(default=False)
+
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["cluster", "collection_name"])]
+
+    def __str__(self) -> str:
+        return f"Job {self.pk}: {self.original_filename} → {self.collection_name}"
+
+    @property
+    def is_final(self) -> bool:
+        return self.status in FINAL_JOB_STATUSES
+
+
+class BatchStatus(models.TextChoices):
+    SUCCEEDED = "succeeded", "Succeeded"
+    PARTIALLY_FAILED = "partially_failed", "Partially failed"
+    FAILED = "failed", "Failed"
+
+
+class UpsertBatch(models.Model):
+    """The saved outcome of one batch of rows sent to the cluster."""
+
+    job = models.ForeignKey(UpsertJob, on_delete=models.CASCADE, related_name="batches")
+    sequence = models.PositiveIntegerField()
+    first_row = models.PositiveBigIntegerField()
+    last_row = models.PositiveBigIntegerField()
+    row_count = models.PositiveIntegerField()
+    status = models.CharField(max_length=20, choices=BatchStatus.choices)
+    attempts = models.PositiveSmallIntegerField(default=1)
+    upsert_count = models.PositiveIntegerField(default=0)
+    # As the cluster returned them: Int64 ids arrive as strings and stay exact.
+    upsert_ids = models.JSONField(default=list, blank=True)
+    milvus_code = models.IntegerField(null=True, blank=True)
+    milvus_message = models.TextField(blank=True, default="")
+    http_status = models.PositiveSmallIntegerField(null=True, blank=True)
+    duration_ms = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["job", "sequence"]
+        constraints = [
+            # A batch is recorded once, even when a redelivered task sends it again.
+            models.UniqueConstraint(fields=["job", "sequence"], name="unique_batch_per_job"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Batch {self.sequence} of job {self.job_id}"
+
+
+class AuditEventQuerySet(models.QuerySet):
+    """Audit events are append-only: bulk updates and deletes are refused."""
+
+    def update(self, **kwargs: Any) -> int:
+        raise PermissionError("Audit events are append-only.")
+
+    def delete(self) -> tuple[int, dict[str, int]]:
+        raise PermissionError("Audit events are append-only.")
+
+
+class AuditAction(models.TextChoices):
+    CLUSTER_CREATED = "cluster.created", "Cluster created"
+    CLUSTER_UPDATED = "cluster.updated", "Cluster updated"
+    CLUSTER_DELETED = "cluster.deleted", "Cluster deleted"
+    CLUSTER_TESTED = "cluster.tested", "Cluster tested"
+    FILE_UPLOADED = "file.uploaded", "File uploaded"
+    JOB_STARTED = "job.started", "Job started"
+    JOB_FINISHED = "job.finished", "Job finished"
+    JOB_CANCELLED = "job.cancelled", "Job cancelled"
+    JOB_RETRIED = "job.retried", "Job retried"
+    JOB_RESUMED = "job.resumed", "Job resumed"
+
+
+class AuditEvent(models.Model):
+    """Who did what to which object, when and from where. Never changed, never deleted."""
+
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    # Kept beside the foreign key so the trail still names a user who was deleted.
+    actor_username = models.CharField(max_length=150, blank=True, default="")
+    action = models.CharField(max_length=40, choices=AuditAction.choices, db_index=True)
+    target_type = models.ForeignKey(
+        ContentType, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    target_id = models.CharField(max_length=64, blank=True, default="")
+    target_repr = models.CharField(max_length=300, blank=True, default="")
+    details = models.JSONField(default=dict, blank=True)
+    client_ip = models.GenericIPAddressField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    objects = AuditEventQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["target_type", "target_id"])]
+
+    def __str__(self) -> str:
+        return f"{self.created_at:%Y-%m-%d %H:%M:%S} {self.actor_username or 'system'} {self.action}"
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        if not self._state.adding:
+            raise PermissionError("Audit events are append-only.")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args: Any, **kwargs: Any) -> tuple[int, dict[str, int]]:
+        raise PermissionError("Audit events are append-only.")
+
+
+class WorkerHeartbeat(models.Model):
+    """Written by a Celery worker on request: proof that the queue and a worker are alive."""
+
+    hostname = models.CharField(max_length=255)
+    nonce = models.CharField(max_length=64, unique=True)
+    seen_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-seen_at"]
+
+    def __str__(self) -> str:
+        return f"{self.hostname} at {self.seen_at:%Y-%m-%d %H:%M:%S}"

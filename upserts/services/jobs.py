@@ -1,0 +1,56 @@
+"""Moving upsert jobs through their state machine.
+
+Every status change is one conditional UPDATE (``WHERE status IN <legal sources>``), so two
+processes racing on the same job cannot both move it, and no code path can set a status the
+state machine does not allow.
+"""
+
+from typing import Any
+
+from django.utils import timezone
+
+from upserts.models import JobStatus, UpsertJob, statuses_that_may_become
+
+
+class IllegalJobTransition(Exception):
+    """The job is not in a status from which the requested one can be reached."""
+
+
+def _transition(job: UpsertJob, to: str, **fields: Any) -> UpsertJob:
+    sources = statuses_that_may_become(to)
+    updated = UpsertJob.objects.filter(pk=job.pk, status__in=sources).update(status=to, **fields)
+    if not updated:
+        current = UpsertJob.objects.filter(pk=job.pk).values_list("status", flat=True).first()
+        raise IllegalJobTransition(
+            f"Job {job.pk} is {current or 'gone'}; it cannot become {to}."
+        )
+    job.refresh_from_db()
+    return job
+
+
+def mark_validating(job: UpsertJob) -> UpsertJob:
+    return _transition(job, JobStatus.VALIDATING, started_at=job.started_at or timezone.now())
+
+
+def mark_running(job: UpsertJob) -> UpsertJob:
+    return _transition(job, JobStatus.RUNNING)
+
+
+def mark_finished(job: UpsertJob) -> UpsertJob:
+    """Succeeded when no row failed, partially failed otherwise."""
+    job.refresh_from_db(fields=["rows_failed"])
+    to = JobStatus.PARTIALLY_FAILED if job.rows_failed else JobStatus.SUCCEEDED
+    return _transition(job, to, finished_at=timezone.now())
+
+
+def mark_failed(job: UpsertJob, message: str) -> UpsertJob:
+    return _transition(job, JobStatus.FAILED, error_message=message, finished_at=timezone.now())
+
+
+def mark_cancelled(job: UpsertJob) -> UpsertJob:
+    return _transition(job, JobStatus.CANCELLED, finished_at=timezone.now())
+
+
+def mark_resumed(job: UpsertJob) -> UpsertJob:
+    """A failed job goes back to pending and keeps its checkpoint, to carry on where it stopped."""
+    return _transition(job, JobStatus.PENDING, error_message="", finished_at=None)
