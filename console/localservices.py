@@ -7,6 +7,7 @@ server inside the ``milvus`` package. Imports of those packages stay inside func
 they are development dependencies only.
 """
 
+import json
 import shutil
 import socket
 import subprocess
@@ -25,11 +26,24 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def wait_for_port(port: int, *, timeout: float, process: subprocess.Popen[Any] | None = None) -> None:
+def _port_is_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
+def wait_for_port(
+    port: int, *, timeout: float, process: subprocess.Popen[Any] | None = None
+) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process is not None and process.poll() is not None:
-            raise LocalServiceError(f"process exited with {process.returncode} before port {port} opened")
+            raise LocalServiceError(
+                f"process exited with {process.returncode} before port {port} opened"
+            )
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
             sock.settimeout(0.5)
             if sock.connect_ex(("127.0.0.1", port)) == 0:
@@ -70,11 +84,16 @@ class LocalRedis:
         self.process = subprocess.Popen(
             [
                 redis_server_binary(),
-                "--port", str(self.port),
-                "--bind", "127.0.0.1",
-                "--save", "",
-                "--appendonly", "no",
-                "--dir", str(self.workdir),
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(self.workdir),
             ],
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -98,22 +117,71 @@ class LocalMilvus:
     """The Milvus 2.3.5 standalone server embedded in the ``milvus`` package.
 
     Data (etcd, segments, logs) lives under ``workdir``, so a stopped server started again on
-    the same folder keeps its collections.
+    the same folder keeps its collections. The package resolves free ports for Milvus itself
+    but leaves its embedded etcd on the fixed peer port 2380, so two servers (the demo and the
+    test suite, say) could not run side by side; the etcd ports are therefore chosen here,
+    passed through ``etcd.config.path``, and kept in the workdir for the next start.
     """
 
     def __init__(self, workdir: Path) -> None:
-        from milvus import MilvusServer
+        from milvus import MilvusServer, MilvusServerConfig
 
         self.workdir = workdir
-        self.server = MilvusServer()
+        workdir.mkdir(parents=True, exist_ok=True)
+        config = MilvusServerConfig(template=str(self._write_template()))
+        # The package sets this only when it uses its own template.
+        config.glog_conf_file = str(self._package_data() / "glog.conf")
+        self.server = MilvusServer(config)
         self.server.set_base_dir(str(workdir))
         self.port: int | None = None
+
+    @staticmethod
+    def _package_data() -> Path:
+        import milvus
+
+        return Path(milvus.__file__).parent / "data"
+
+    def _write_template(self) -> Path:
+        original = self._package_data() / "config.yaml.template"
+        text = original.read_text(encoding="utf-8")
+        text = text.replace(
+            "\netcd:\n", "\netcd:\n  config:\n    path: {{ etcd_config_path }}\n", 1
+        )
+        template = self.workdir / "milvus.yaml.template"
+        template.write_text(text, encoding="utf-8")
+        return template
+
+    def _etcd_ports(self) -> tuple[int, int]:
+        saved = self.workdir / "etcd-ports.json"
+        if saved.is_file():
+            client, peer = json.loads(saved.read_text())
+            if _port_is_free(client) and _port_is_free(peer):
+                return client, peer
+        client, peer = free_port(), free_port()
+        saved.write_text(json.dumps([client, peer]))
+        return client, peer
+
+    def _configure_etcd(self) -> None:
+        client, peer = self._etcd_ports()
+        etcd_config = self.workdir / "embed-etcd.yaml"
+        etcd_config.write_text(
+            "name: embedded\n"
+            f"listen-client-urls: http://127.0.0.1:{client}\n"
+            f"advertise-client-urls: http://127.0.0.1:{client}\n"
+            f"listen-peer-urls: http://127.0.0.1:{peer}\n"
+            f"initial-advertise-peer-urls: http://127.0.0.1:{peer}\n"
+            f"initial-cluster: embedded=http://127.0.0.1:{peer}\n",
+            encoding="utf-8",
+        )
+        self.server.config.set("etcd_config_path", str(etcd_config))
+        self.server.config.set("etcd_port", client)
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> "LocalMilvus":
+        self._configure_etcd()
         if self.port is not None:
             # Keep the port across restarts so clients configured with the URL reconnect.
             self.server.listen_port = self.port
@@ -135,8 +203,12 @@ def create_collection(
     fields: list[dict[str, Any]],
     enable_dynamic_field: bool = True,
     database: str = "default",
+    replace: bool = True,
 ) -> None:
-    """Create (or re-create) a loaded, non-autoID collection with pymilvus.
+    """Create a loaded, non-autoID collection with pymilvus.
+
+    An existing collection of that name is dropped first, or, with ``replace=False``, kept and
+    loaded (Milvus does not reload collections by itself after a restart).
 
     The v1 REST create call can only make autoID collections, which refuse upserts.
     ``fields`` are dicts such as ``{"name": "id", "type": "INT64", "is_primary": True}``,
@@ -149,6 +221,9 @@ def create_collection(
     connections.connect(alias=alias, host=host, port=port, db_name=database)
     try:
         if utility.has_collection(name, using=alias):
+            if not replace:
+                Collection(name, using=alias).load()
+                return
             utility.drop_collection(name, using=alias)
         schema_fields = []
         vector_fields = []

@@ -36,8 +36,8 @@ FIELD_ENCRYPTION_KEYS: list[str] = env.list("FIELD_ENCRYPTION_KEY", default=[])
 if not FIELD_ENCRYPTION_KEYS:
     if PRODUCTION:
         raise ImproperlyConfigured(
-            "PRODUCTION is set: give FIELD_ENCRYPTION_KEY a Fernet key "
-            '(python -c "from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())").'
+            "PRODUCTION is set: give FIELD_ENCRYPTION_KEY a Fernet key (python -c "
+            '"from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())").'
         )
     FIELD_ENCRYPTION_KEYS = [_local_encryption_key]
 

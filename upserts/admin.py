@@ -24,12 +24,23 @@ class ClusterEndpointAdminForm(forms.ModelForm):
 
     class Meta:
         model = ClusterEndpoint
-        exclude = ["created_by"]
+        fields = [
+            "name",
+            "base_url",
+            "api_version",
+            "token",
+            "default_database",
+            "verify_tls",
+            "request_timeout_seconds",
+            "is_enabled",
+        ]
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         if self.instance.pk and self.instance.has_token:
-            self.fields["token"].help_text = (
+            self.fields[
+                "token"
+            ].help_text = (
                 "A token is set — type a new one to replace it, or leave blank to keep it."
             )
 
@@ -49,7 +60,14 @@ class ClusterEndpointAdminForm(forms.ModelForm):
 @admin.register(ClusterEndpoint)
 class ClusterEndpointAdmin(admin.ModelAdmin):
     form = ClusterEndpointAdminForm
-    list_display = ["name", "base_url", "api_version", "default_database", "is_enabled", "has_token"]
+    list_display = [
+        "name",
+        "base_url",
+        "api_version",
+        "default_database",
+        "is_enabled",
+        "has_token",
+    ]
     list_filter = ["api_version", "is_enabled"]
     search_fields = ["name", "base_url"]
 
@@ -57,10 +75,26 @@ class ClusterEndpointAdmin(admin.ModelAdmin):
     def has_token(self, obj: ClusterEndpoint) -> bool:
         return obj.has_token
 
-    def save_model(self, request: HttpRequest, obj: ClusterEndpoint, form: Any, change: bool) -> None:
+    def save_model(
+        self, request: HttpRequest, obj: ClusterEndpoint, form: Any, change: bool
+    ) -> None:
         if not change:
             obj.created_by = request.user  # type: ignore[assignment]
         super().save_model(request, obj, form, change)
+
+
+_BATCH_COLUMNS = (
+    "sequence",
+    "first_row",
+    "last_row",
+    "row_count",
+    "status",
+    "attempts",
+    "upsert_count",
+    "milvus_code",
+    "milvus_message",
+    "duration_ms",
+)
 
 
 class UpsertBatchInline(admin.TabularInline):
@@ -68,9 +102,8 @@ class UpsertBatchInline(admin.TabularInline):
     extra = 0
     can_delete = False
     show_change_link = True
-    fields = ["sequence", "first_row", "last_row", "row_count", "status", "attempts",
-              "upsert_count", "milvus_code", "milvus_message", "duration_ms"]
-    readonly_fields = fields
+    fields = _BATCH_COLUMNS
+    readonly_fields = _BATCH_COLUMNS
 
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
@@ -78,22 +111,52 @@ class UpsertBatchInline(admin.TabularInline):
 
 @admin.register(UpsertJob)
 class UpsertJobAdmin(admin.ModelAdmin):
-    list_display = ["id", "original_filename", "cluster", "collection_name", "status",
-                    "rows_read", "rows_upserted", "rows_failed", "created_by", "created_at"]
+    list_display = [
+        "id",
+        "original_filename",
+        "cluster",
+        "collection_name",
+        "status",
+        "rows_read",
+        "rows_upserted",
+        "rows_failed",
+        "created_by",
+        "created_at",
+    ]
     list_filter = ["status", "cluster", "file_format"]
     search_fields = ["original_filename", "collection_name", "sha256"]
     date_hierarchy = "created_at"
-    readonly_fields = ["status", "rows_read", "rows_upserted", "rows_failed", "batches_done",
-                       "checkpoint_row", "sha256", "size_bytes", "created_by", "created_at",
-                       "started_at", "finished_at", "error_message"]
+    readonly_fields = [
+        "status",
+        "rows_read",
+        "rows_upserted",
+        "rows_failed",
+        "batches_done",
+        "checkpoint_row",
+        "sha256",
+        "size_bytes",
+        "created_by",
+        "created_at",
+        "started_at",
+        "finished_at",
+        "error_message",
+    ]
     inlines = [UpsertBatchInline]
     list_select_related = ["cluster", "created_by"]
 
 
 @admin.register(UpsertBatch)
 class UpsertBatchAdmin(admin.ModelAdmin):
-    list_display = ["job", "sequence", "status", "row_count", "upsert_count", "attempts",
-                    "milvus_code", "duration_ms"]
+    list_display = [
+        "job",
+        "sequence",
+        "status",
+        "row_count",
+        "upsert_count",
+        "attempts",
+        "milvus_code",
+        "duration_ms",
+    ]
     list_filter = ["status"]
     list_select_related = ["job"]
 

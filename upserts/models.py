@@ -36,7 +36,7 @@ def validate_cluster_url(value: str) -> None:
     if parts.query or parts.fragment:
         raise ValidationError("The URL must not have a query or fragment.", code="query")
     try:
-        parts.port
+        _ = parts.port
     except ValueError as exc:
         raise ValidationError("The URL's port is not a number from 0 to 65535.") from exc
 
@@ -105,9 +105,7 @@ class JobStatus(models.TextChoices):
 # The job state machine: each status and the statuses it may move to. A failed job can be
 # resumed (back to pending); the other final states are final.
 JOB_TRANSITIONS: dict[str, frozenset[str]] = {
-    JobStatus.PENDING: frozenset(
-        {JobStatus.VALIDATING, JobStatus.FAILED, JobStatus.CANCELLED}
-    ),
+    JobStatus.PENDING: frozenset({JobStatus.VALIDATING, JobStatus.FAILED, JobStatus.CANCELLED}),
     JobStatus.VALIDATING: frozenset({JobStatus.RUNNING, JobStatus.FAILED, JobStatus.CANCELLED}),
     JobStatus.RUNNING: frozenset(
         {
@@ -287,7 +285,9 @@ class AuditEvent(models.Model):
         indexes = [models.Index(fields=["target_type", "target_id"])]
 
     def __str__(self) -> str:
-        return f"{self.created_at:%Y-%m-%d %H:%M:%S} {self.actor_username or 'system'} {self.action}"
+        return (
+            f"{self.created_at:%Y-%m-%d %H:%M:%S} {self.actor_username or 'system'} {self.action}"
+        )
 
     def save(self, *args: Any, **kwargs: Any) -> None:
         if not self._state.adding:

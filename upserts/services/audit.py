@@ -34,9 +34,9 @@ def record_event(
     client_ip: str | None = None,
 ) -> AuditEvent:
     """Append one event to the audit trail; secret-looking keys in ``details`` are redacted."""
-    user = actor if actor is not None and actor.is_authenticated else None
+    user = actor if isinstance(actor, AbstractBaseUser) and actor.is_authenticated else None
     return AuditEvent.objects.create(
-        actor=user,
+        actor=user,  # type: ignore[misc]
         actor_username=user.get_username() if user is not None else "",
         action=action,
         target_type=ContentType.objects.get_for_model(target) if target is not None else None,

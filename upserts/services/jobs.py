@@ -21,9 +21,7 @@ def _transition(job: UpsertJob, to: str, **fields: Any) -> UpsertJob:
     updated = UpsertJob.objects.filter(pk=job.pk, status__in=sources).update(status=to, **fields)
     if not updated:
         current = UpsertJob.objects.filter(pk=job.pk).values_list("status", flat=True).first()
-        raise IllegalJobTransition(
-            f"Job {job.pk} is {current or 'gone'}; it cannot become {to}."
-        )
+        raise IllegalJobTransition(f"Job {job.pk} is {current or 'gone'}; it cannot become {to}.")
     job.refresh_from_db()
     return job
 

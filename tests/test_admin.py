@@ -1,0 +1,109 @@
+"""The Django admin works for every model and keeps cluster tokens write-only."""
+
+import pytest
+from django.urls import reverse
+
+from tests.factories import make_cluster, make_job, make_user
+from upserts.models import AuditAction, ClusterEndpoint, UpsertBatch
+from upserts.services.audit import record_event
+
+pytestmark = pytest.mark.django_db
+
+TOKEN = "api-key-4f9c2e1b77d0"
+
+
+@pytest.fixture
+def admin_client(client):
+    client.force_login(make_user("root", superuser=True))
+    return client
+
+
+def cluster_form(**overrides):
+    form = {
+        "name": "zilliz-prod",
+        "base_url": "https://in01-abc.zillizcloud.com",
+        "api_version": "v1",
+        "token": "",
+        "default_database": "default",
+        "verify_tls": "on",
+        "request_timeout_seconds": "30",
+        "is_enabled": "on",
+    }
+    form.update(overrides)
+    return form
+
+
+@pytest.mark.parametrize(
+    "model", ["clusterendpoint", "upsertjob", "upsertbatch", "auditevent", "workerheartbeat"]
+)
+def test_every_model_has_a_working_admin_list(admin_client, model):
+    job = make_job(make_cluster(token=TOKEN))
+    UpsertBatch.objects.create(
+        job=job, sequence=1, first_row=1, last_row=2, row_count=2, status="succeeded"
+    )
+    record_event(action=AuditAction.JOB_STARTED, target=job)
+
+    response = admin_client.get(reverse(f"admin:upserts_{model}_changelist"))
+
+    assert response.status_code == 200
+    assert TOKEN not in response.content.decode()
+
+
+def test_adding_a_cluster_in_admin_stores_the_token_encrypted_and_records_the_creator(admin_client):
+    response = admin_client.post(
+        reverse("admin:upserts_clusterendpoint_add"), cluster_form(token=TOKEN)
+    )
+
+    assert response.status_code == 302
+    cluster = ClusterEndpoint.objects.get(name="zilliz-prod")
+    assert cluster.token == TOKEN
+    assert cluster.created_by.username == "root"
+
+
+def test_cluster_change_page_never_renders_the_token_and_blank_keeps_it(admin_client):
+    cluster = make_cluster(token=TOKEN)
+    url = reverse("admin:upserts_clusterendpoint_change", args=[cluster.pk])
+
+    page = admin_client.get(url).content.decode()
+    assert TOKEN not in page
+    assert "A token is set" in page
+
+    response = admin_client.post(url, cluster_form(name="local", default_database="books_db"))
+    assert response.status_code == 302
+    cluster.refresh_from_db()
+    assert cluster.token == TOKEN and cluster.default_database == "books_db"
+
+
+def test_cluster_token_can_be_replaced_or_cleared_in_admin(admin_client):
+    cluster = make_cluster(token=TOKEN)
+    url = reverse("admin:upserts_clusterendpoint_change", args=[cluster.pk])
+
+    admin_client.post(url, cluster_form(name="local", token="new-key"))
+    cluster.refresh_from_db()
+    assert cluster.token == "new-key"
+
+    admin_client.post(url, cluster_form(name="local", clear_token="on"))
+    cluster.refresh_from_db()
+    assert cluster.token == ""
+
+
+def test_cluster_admin_refuses_a_url_that_is_not_http(admin_client):
+    response = admin_client.post(
+        reverse("admin:upserts_clusterendpoint_add"), cluster_form(base_url="ftp://example.com")
+    )
+
+    assert response.status_code == 200
+    assert "Use an http:// or https:// URL." in response.content.decode()
+    assert not ClusterEndpoint.objects.exists()
+
+
+def test_audit_events_are_read_only_in_admin(admin_client):
+    event = record_event(action=AuditAction.CLUSTER_CREATED)
+
+    assert admin_client.get(reverse("admin:upserts_auditevent_add")).status_code == 403
+    assert (
+        admin_client.get(reverse("admin:upserts_auditevent_delete", args=[event.pk])).status_code
+        == 403
+    )
+    page = admin_client.get(reverse("admin:upserts_auditevent_change", args=[event.pk]))
+    assert page.status_code == 200 and "Save" not in page.content.decode()
