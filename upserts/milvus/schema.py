@@ -57,3 +57,51 @@ def parse_type(type_text: str) -> tuple[str, int | None]:
     if match:
         return match.group("base"), int(match.group("param"))
     return type_text.strip(), None
+
+
+def _param_int(params: Any, key: str) -> int | None:
+    """v2 describes type parameters as ``[{"key": "dim", "value": "768"}, ...]``."""
+    if not isinstance(params, list):
+        return None
+    for pair in params:
+        if isinstance(pair, dict) and pair.get("key") == key:
+            try:
+                return int(pair["value"])
+            except (KeyError, TypeError, ValueError):
+                return None
+    return None
+
+
+def parse_field(data: dict[str, Any]) -> FieldSchema:
+    """One field of a describe answer, v1 (``"FloatVector(4)"``) or v2 (``params``) shaped."""
+    data_type, bracketed = parse_type(str(data.get("type", "")))
+    dim: int | None = None
+    max_length: int | None = None
+    if data_type.endswith("Vector"):
+        dim = _param_int(data.get("params"), "dim") or bracketed or None
+    elif data_type == "VarChar":
+        max_length = _param_int(data.get("params"), "max_length") or bracketed
+    element_type = data.get("elementType")
+    return FieldSchema(
+        name=str(data["name"]),
+        data_type=data_type,
+        is_primary=bool(data.get("primaryKey", False)),
+        auto_id=bool(data.get("autoId", False)),
+        max_length=max_length,
+        dim=dim,
+        element_type=str(element_type) if element_type else None,
+        nullable=bool(data.get("nullable", False)),
+    )
+
+
+def parse_collection(data: dict[str, Any]) -> CollectionSchema:
+    """The ``data`` of a v1 or v2 describe answer; what is not parsed is kept in ``extra``."""
+    fields = tuple(parse_field(item) for item in data.get("fields") or ())
+    parsed_keys = {"collectionName", "fields", "enableDynamicField", "load"}
+    return CollectionSchema(
+        name=str(data.get("collectionName", "")),
+        fields=fields,
+        enable_dynamic_field=bool(data.get("enableDynamicField", False)),
+        load_state=str(data.get("load", "")),
+        extra={key: value for key, value in data.items() if key not in parsed_keys},
+    )

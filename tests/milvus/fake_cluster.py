@@ -1,0 +1,129 @@
+"""A scriptable HTTP server standing in for a cluster, for answers a real Milvus 2.3.5 never
+gives: the v2 API, rate limits, proxy error pages, slow answers and refused credentials.
+
+Each scripted answer is used once, in order, per (method, path); a request with no answer left
+gets Milvus' own plain-text 404. Every request is recorded with its headers and body.
+"""
+
+import json
+import threading
+import time
+from collections import defaultdict, deque
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+
+@dataclass
+class ScriptedAnswer:
+    status: int = 200
+    body: bytes = b""
+    content_type: str = "application/json; charset=utf-8"
+    delay_seconds: float = 0.0
+
+
+@dataclass
+class RecordedRequest:
+    method: str
+    path: str
+    query: dict[str, list[str]]
+    headers: dict[str, str]
+    body: bytes
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+@dataclass
+class FakeCluster:
+    answers: dict[tuple[str, str], deque[ScriptedAnswer]] = field(
+        default_factory=lambda: defaultdict(deque)
+    )
+    requests: list[RecordedRequest] = field(default_factory=list)
+    _server: ThreadingHTTPServer | None = None
+    _thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        assert self._server is not None, "start() the fake cluster first"
+        host, port = self._server.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+    def answer(
+        self,
+        path: str,
+        *,
+        json_body: Any = None,
+        body: bytes | None = None,
+        status: int = 200,
+        content_type: str = "application/json; charset=utf-8",
+        delay_seconds: float = 0.0,
+        method: str = "POST",
+    ) -> None:
+        """Queue one answer for the next request to ``method path``."""
+        raw = body if body is not None else json.dumps(json_body).encode()
+        self.answers[(method, path)].append(
+            ScriptedAnswer(
+                status=status, body=raw, content_type=content_type, delay_seconds=delay_seconds
+            )
+        )
+
+    def start(self) -> "FakeCluster":
+        cluster = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_GET(self) -> None:
+                self._serve("GET")
+
+            def do_POST(self) -> None:
+                self._serve("POST")
+
+            def _serve(self, method: str) -> None:
+                parts = urlsplit(self.path)
+                length = int(self.headers.get("Content-Length") or 0)
+                cluster.requests.append(
+                    RecordedRequest(
+                        method=method,
+                        path=parts.path,
+                        query=parse_qs(parts.query, keep_blank_values=True),
+                        headers=dict(self.headers.items()),
+                        body=self.rfile.read(length),
+                    )
+                )
+                queue = cluster.answers.get((method, parts.path))
+                scripted = (
+                    queue.popleft()
+                    if queue
+                    else ScriptedAnswer(
+                        status=404, body=b"404 page not found", content_type="text/plain"
+                    )
+                )
+                time.sleep(scripted.delay_seconds)
+                try:
+                    self.send_response(scripted.status)
+                    self.send_header("Content-Type", scripted.content_type)
+                    self.send_header("Content-Length", str(len(scripted.body)))
+                    self.end_headers()
+                    self.wfile.write(scripted.body)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # The client gave up waiting, which is what a slow answer tests.
+
+            def log_message(self, format: str, *args: Any) -> None:
+                """Keep the test output quiet."""
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None

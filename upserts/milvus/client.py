@@ -1,0 +1,392 @@
+"""HTTP to a Milvus / Zilliz Cloud cluster's REST API (v1 or v2): list, describe, upsert.
+
+The client never retries and never sleeps: every failure is raised as one of the classes in
+``errors`` so that the caller, which knows the job, decides between retrying, splitting the
+batch and stopping. The token only ever travels in the ``Authorization`` header.
+"""
+
+import math
+import re
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Any, Literal
+
+import orjson
+import requests
+from requests.adapters import HTTPAdapter
+
+from .errors import (
+    ClusterError,
+    FatalTargetError,
+    RetryableClusterError,
+    RowEncodingError,
+    classify_failure,
+)
+from .schema import CollectionSchema, parse_collection
+
+ApiVersion = Literal["v1", "v2"]
+_EXCERPT_CHARS = 200
+_TAG = re.compile(r"<[^>]*>")
+_SPACES = re.compile(r"\s+")
+_UPSERT_PATHS = {"v1": "/v1/vector/upsert", "v2": "/v2/vectordb/entities/upsert"}
+
+
+@dataclass(frozen=True)
+class ClusterConfig:
+    """How to reach one cluster. Build it from a ``ClusterEndpoint`` at the edge of the app."""
+
+    base_url: str
+    api_version: ApiVersion = "v1"
+    # An API key or "user:password"; empty for a cluster without authentication.
+    token: str = field(default="", repr=False)
+    verify_tls: bool = True
+    timeout_seconds: float = 30.0
+
+    def __post_init__(self) -> None:
+        if self.api_version not in ("v1", "v2"):
+            raise ValueError(f"api_version must be 'v1' or 'v2', not {self.api_version!r}")
+        if self.timeout_seconds <= 0:
+            raise ValueError("timeout_seconds must be more than 0")
+        # requests quotes an invalid header value in its exception, which would leak the token.
+        token = self.token.strip()
+        if any(ord(char) < 32 or ord(char) == 127 for char in token):
+            raise ValueError("The token contains a line break or control character; paste it again")
+        object.__setattr__(self, "token", token)
+        object.__setattr__(self, "base_url", self.base_url.strip().rstrip("/"))
+
+    def __repr__(self) -> str:
+        token = "'***'" if self.token else "''"
+        return (
+            f"ClusterConfig(base_url={self.base_url!r}, api_version={self.api_version!r}, "
+            f"token={token}, verify_tls={self.verify_tls!r}, "
+            f"timeout_seconds={self.timeout_seconds!r})"
+        )
+
+
+@dataclass
+class UpsertResult:
+    upsert_count: int
+    # Exactly as the cluster sent them: Int64 ids arrive as strings and stay strings, exact.
+    upsert_ids: list[str | int]
+    http_status: int
+    elapsed_ms: float
+
+
+def make_session(pool_size: int = 16) -> requests.Session:
+    """A keep-alive session whose pool holds a connection per request in flight from threads.
+
+    urllib3's own retries are off: a retry hidden here would hide latency and double-count
+    attempts that the caller records.
+    """
+    session = requests.Session()
+    adapter = HTTPAdapter(pool_connections=pool_size, pool_maxsize=pool_size, max_retries=0)
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
+    return session
+
+
+def _first_non_finite(value: Any) -> tuple[str, float] | None:
+    """Where a NaN or Infinity hides in a value, as (path, number); None when there is none."""
+    if isinstance(value, float):
+        return None if math.isfinite(value) else ("", value)
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            found = _first_non_finite(item)
+            if found:
+                return (f".{key}{found[0]}", found[1])
+        return None
+    if isinstance(value, list | tuple):
+        # sum() runs in C: a vector of finite floats is cleared without a Python-level loop.
+        total: Any
+        try:
+            total = sum(value)
+        except (TypeError, OverflowError):
+            total = math.nan
+        if isinstance(total, int) or (isinstance(total, float) and math.isfinite(total)):
+            return None
+        for index, item in enumerate(value):
+            found = _first_non_finite(item)
+            if found:
+                return (f"[{index}]{found[0]}", found[1])
+    return None
+
+
+def _check_finite(rows: Sequence[Mapping[str, Any]]) -> None:
+    for row_index, row in enumerate(rows):
+        for name, value in row.items():
+            found = _first_non_finite(value)
+            if found:
+                path, number = found
+                raise RowEncodingError(
+                    f"row {row_index} of the batch, field `{name}{path}`: {number} is not a "
+                    "number JSON can carry; the cluster would store it as null or 0",
+                    row_index=row_index,
+                    field=name,
+                )
+
+
+class ClusterClient:
+    """One cluster's REST API. It keeps no per-request state, so threads may share one
+    instance and the connection pool of its session."""
+
+    def __init__(self, config: ClusterConfig, session: requests.Session | None = None) -> None:
+        self.config = config
+        self._owns_session = session is None
+        self._session = session if session is not None else make_session()
+
+    def __repr__(self) -> str:
+        return f"ClusterClient({self.config!r})"
+
+    def close(self) -> None:
+        if self._owns_session:
+            self._session.close()
+
+    def __enter__(self) -> "ClusterClient":
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # -- public API ---------------------------------------------------------------------------
+
+    def list_collections(self, database: str) -> list[str]:
+        if self.config.api_version == "v1":
+            params = {"dbName": database} if database else None
+            data, _, _ = self._call("GET", "/v1/vector/collections", params=params)
+        else:
+            body = orjson.dumps({"dbName": database} if database else {})
+            data, _, _ = self._call("POST", "/v2/vectordb/collections/list", body=body)
+        if data is None:
+            return []
+        if not isinstance(data, list):
+            raise self._unreadable("list of collections", data)
+        return [str(name) for name in data]
+
+    def describe_collection(self, database: str, collection: str) -> CollectionSchema:
+        if self.config.api_version == "v1":
+            params = {"collectionName": collection}
+            if database:
+                params["dbName"] = database
+            data, _, _ = self._call("GET", "/v1/vector/collections/describe", params=params)
+        else:
+            payload = {"collectionName": collection}
+            if database:
+                payload["dbName"] = database
+            body = orjson.dumps(payload)
+            data, _, _ = self._call("POST", "/v2/vectordb/collections/describe", body=body)
+        try:
+            return parse_collection(data)
+        except (AttributeError, KeyError, TypeError, ValueError):
+            raise self._unreadable("collection description", data) from None
+
+    def encode_upsert_body(
+        self,
+        *,
+        database: str,
+        collection: str,
+        rows: Sequence[dict[str, Any]],
+        partition: str = "",
+    ) -> bytes:
+        """The request body, encoded once so a caller can time it and resend it unchanged.
+
+        An empty ``database`` leaves ``dbName`` out: Milvus reads ``"dbName": ""`` as a database
+        named "" (code 800) rather than as its default database. ``data`` is the last key, so a
+        caller may splice a body from this prefix and rows it encoded itself.
+        """
+        if not rows:
+            raise ValueError("There are no rows to upsert")
+        if partition and self.config.api_version == "v1":
+            raise ValueError(
+                "The v1 REST API cannot target a partition (it ignores partitionName); "
+                "use the v2 API or leave the partition empty"
+            )
+        payload: dict[str, Any] = {}
+        if database:
+            payload["dbName"] = database
+        payload["collectionName"] = collection
+        if partition:
+            payload["partitionName"] = partition
+        payload["data"] = rows
+        try:
+            body = orjson.dumps(payload)
+        except orjson.JSONEncodeError as exc:
+            raise ValueError(f"The rows cannot be encoded as JSON: {exc}") from exc
+        # orjson writes NaN and Infinity as null, which Milvus stores as 0 in a vector. A body
+        # without "null" cannot hold one, so only then are the rows walked.
+        if b"null" in body:
+            _check_finite(rows)
+        return body
+
+    def upsert_body_prefix(self, *, database: str, collection: str, partition: str = "") -> bytes:
+        """The body up to ``"data":[``, for callers that encode and join rows themselves.
+
+        Batching by bytes needs each row's encoded size, so a caller encodes rows one by one
+        and joins them after this prefix (``data`` is always the body's last key).
+        """
+        body = self.encode_upsert_body(
+            database=database, collection=collection, rows=[{}], partition=partition
+        )
+        return body[: -len(b"{}]}")]
+
+    def upsert(
+        self,
+        *,
+        database: str,
+        collection: str,
+        rows: Sequence[dict[str, Any]] | None = None,
+        body: bytes | None = None,
+        partition: str = "",
+    ) -> UpsertResult:
+        """Send one batch; ``body`` is what ``encode_upsert_body`` returned for it."""
+        if rows is not None and body is None:
+            body = self.encode_upsert_body(
+                database=database, collection=collection, rows=rows, partition=partition
+            )
+        elif rows is None and body is not None:
+            if partition:
+                raise ValueError(
+                    "The partition is part of the encoded body; give it to encode_upsert_body"
+                )
+        else:
+            raise ValueError("Pass either rows or an encoded body, not both or neither")
+        path = _UPSERT_PATHS[self.config.api_version]
+        data, http_status, elapsed_ms = self._call("POST", path, body=body)
+        try:
+            count = int(data["upsertCount"])
+            ids = list(data.get("upsertIds") or [])
+        except (KeyError, TypeError, ValueError):
+            raise self._unreadable("upsert result", data) from None
+        return UpsertResult(
+            upsert_count=count, upsert_ids=ids, http_status=http_status, elapsed_ms=elapsed_ms
+        )
+
+    # -- HTTP ---------------------------------------------------------------------------------
+
+    def _headers(self) -> dict[str, str]:
+        headers = {
+            "Content-Type": "application/json",
+            "Accept": "application/json",
+            # Newer servers send Int64 ids as raw numbers unless told otherwise.
+            "Accept-Type-Allow-Int64": "false",
+        }
+        if self.config.token:
+            headers["Authorization"] = f"Bearer {self.config.token}"
+        if self.config.api_version == "v2":
+            headers["Request-Timeout"] = str(math.ceil(self.config.timeout_seconds))
+        return headers
+
+    def _redact(self, text: str) -> str:
+        token = self.config.token
+        if not token:
+            return text
+        text = text.replace(token, "***")
+        _, _, password = token.partition(":")
+        if len(password) >= 4:
+            text = text.replace(password, "***")
+        return text
+
+    def _call(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: dict[str, str] | None = None,
+        body: bytes | None = None,
+    ) -> tuple[Any, int, float]:
+        """The ``data`` of a successful answer, its HTTP status and the time it took in ms."""
+        url = f"{self.config.base_url}{path}"
+        started = time.perf_counter()
+        try:
+            response = self._session.request(
+                method,
+                url,
+                params=params,
+                data=body,
+                headers=self._headers(),
+                timeout=self.config.timeout_seconds,
+                verify=self.config.verify_tls,
+            )
+        except requests.exceptions.SSLError as exc:
+            raise FatalTargetError(
+                self._redact(
+                    f"The TLS connection to {url} failed; check the certificate, or turn off "
+                    f"TLS verification for this cluster if it is self-signed: {exc}"
+                )
+            ) from exc
+        except requests.Timeout as exc:
+            raise RetryableClusterError(
+                self._redact(
+                    f"No answer from {url} within {self.config.timeout_seconds:g} s; "
+                    f"retry later or raise the cluster's timeout: {exc}"
+                )
+            ) from exc
+        except (requests.ConnectionError, requests.exceptions.ChunkedEncodingError) as exc:
+            raise RetryableClusterError(
+                self._redact(f"Could not reach {url}; check the base URL and the network: {exc}")
+            ) from exc
+        except requests.RequestException as exc:
+            raise FatalTargetError(
+                self._redact(f"Could not send a request to {url}: {exc}")
+            ) from exc
+        elapsed_ms = (time.perf_counter() - started) * 1000
+        http_status = response.status_code
+
+        try:
+            answer = orjson.loads(response.content)
+        except orjson.JSONDecodeError:
+            answer = None
+        if not isinstance(answer, dict):
+            raise classify_failure(
+                http_status=http_status,
+                code=None,
+                message=self._excerpt(response.content),
+            )
+
+        code = _as_int(answer.get("code"))
+        if _is_success(code, answer) and 200 <= http_status < 300:
+            return answer.get("data"), http_status, elapsed_ms
+        message = answer.get("message")
+        if isinstance(message, str):
+            message = self._redact(message)
+        else:
+            message = self._excerpt(response.content)
+        raise classify_failure(http_status=http_status, code=code, message=message)
+
+    def _unreadable(self, what: str, data: Any) -> ClusterError:
+        text = self._excerpt(orjson.dumps(data, default=str))
+        return FatalTargetError(f"The cluster's {what} has an unexpected shape: {text}")
+
+    def _excerpt(self, content: bytes) -> str:
+        """A short one-line start of a body; an HTML error page reads as its text."""
+        text = self._redact(content[: _EXCERPT_CHARS * 20].decode("utf-8", errors="replace"))
+        text = _SPACES.sub(" ", _TAG.sub(" ", text)).strip()
+        if not text:
+            return "(empty body)"
+        if len(text) > _EXCERPT_CHARS:
+            return text[:_EXCERPT_CHARS] + "…"
+        return text
+
+
+def _is_success(code: int | None, answer: dict[str, Any]) -> bool:
+    """Code 0 (v2) or 200 (v1, and some v2 builds) -- but 200 is also Milvus' code for
+    "partition not found", which comes with a message and no data."""
+    if code == 0:
+        return True
+    return code == 200 and ("data" in answer or "message" not in answer)
+
+
+def _as_int(value: Any) -> int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        return int(value)
+    return None
