@@ -1,0 +1,100 @@
+"""Entity files read as a stream of rows, whatever their format and size.
+
+Every reader keeps memory to about one batch of rows, reports a row it cannot read as a failed
+row and goes on, and raises FileFormatError only when the rest of the file cannot be read.
+Nothing here knows about Django, so workers, commands and tests share it as it is.
+"""
+
+from collections.abc import Iterator
+from typing import BinaryIO
+
+from upserts.readers.base import ByteStream, open_byte_stream
+from upserts.readers.base import FileFormatError as FileFormatError
+from upserts.readers.base import SourceRow as SourceRow
+from upserts.readers.csv_reader import read_csv
+from upserts.readers.detect import HEAD_BYTES as HEAD_BYTES
+from upserts.readers.detect import DetectedFormat as DetectedFormat
+from upserts.readers.detect import FileFormatName as FileFormatName
+from upserts.readers.detect import detect_format as detect_format
+from upserts.readers.detect import format_from_name as format_from_name
+from upserts.readers.json_reader import read_json
+from upserts.readers.jsonl_reader import read_jsonl
+from upserts.readers.parquet_reader import read_parquet, spool_to_temporary_file
+
+_TEXT_READERS = {"json": read_json, "jsonl": read_jsonl, "csv": read_csv}
+
+
+def read_rows(
+    fileobj: BinaryIO,
+    *,
+    file_format: str,
+    gzipped: bool,
+    filename: str,
+    start_after: int = 0,
+    max_decompressed_bytes: int | None = None,
+) -> Iterator[SourceRow]:
+    """Rows of the file in order, numbered from 1; the first ``start_after`` are skipped.
+
+    ``filename`` is the name the person uploaded, used only in messages. ``fileobj`` is left
+    open, and its position is where reading starts. ``max_decompressed_bytes`` bounds what a
+    gzip file may expand to. Problems with the file as a whole surface as FileFormatError
+    while iterating, after the rows that could be read before them.
+    """
+    if file_format not in _TEXT_READERS and file_format != "parquet":
+        raise ValueError(f"unknown file format {file_format!r}")
+    if start_after < 0:
+        raise ValueError("start_after cannot be negative")
+    return _rows(
+        fileobj,
+        file_format=file_format,
+        gzipped=gzipped,
+        filename=filename,
+        start_after=start_after,
+        max_decompressed_bytes=max_decompressed_bytes,
+    )
+
+
+def _rows(
+    fileobj: BinaryIO,
+    *,
+    file_format: str,
+    gzipped: bool,
+    filename: str,
+    start_after: int,
+    max_decompressed_bytes: int | None,
+) -> Iterator[SourceRow]:
+    stream: ByteStream | None = None
+    spooled: BinaryIO | None = None
+    try:
+        if file_format == "parquet":
+            source = fileobj
+            if gzipped or not _seekable(fileobj):
+                stream = open_byte_stream(
+                    fileobj,
+                    gzipped=gzipped,
+                    filename=filename,
+                    max_decompressed_bytes=max_decompressed_bytes,
+                )
+                source = spooled = spool_to_temporary_file(stream)
+            yield from read_parquet(source, filename=filename, start_after=start_after)
+        else:
+            stream = open_byte_stream(
+                fileobj,
+                gzipped=gzipped,
+                filename=filename,
+                max_decompressed_bytes=max_decompressed_bytes,
+            )
+            read = _TEXT_READERS[file_format]
+            yield from read(stream, filename=filename, start_after=start_after)
+    finally:
+        if spooled is not None:
+            spooled.close()
+        if stream is not None:
+            stream.close()
+
+
+def _seekable(fileobj: BinaryIO) -> bool:
+    try:
+        return bool(fileobj.seekable())
+    except (AttributeError, ValueError):
+        return False

@@ -1,0 +1,134 @@
+"""CSV with a header row; every value comes out as text, typed later against the schema."""
+
+import csv
+from collections.abc import Iterator
+
+from upserts.readers.base import (
+    MAX_LINE_BYTES,
+    UTF8_BOM,
+    ByteStream,
+    FileFormatError,
+    SourceRow,
+    no_rows_error,
+    not_utf8_error,
+)
+
+# A vector column holds its values as JSON text: 4 096 floats take some 80 000 characters,
+# near the csv module's default limit of 131 072. The limit is process-wide, so it is only
+# ever raised, never lowered.
+_FIELD_SIZE_LIMIT = 16 * 1024 * 1024
+
+
+class _Lines:
+    """Decoded lines for csv.reader, keeping the text of the record being read.
+
+    Decoding line by line (rather than through a TextIOWrapper) lets a non-UTF-8 byte be named
+    by its line and offset, and keeping each record's lines gives a bad row's original text.
+    """
+
+    def __init__(self, stream: ByteStream, filename: str) -> None:
+        self._readline = stream.readline
+        self._filename = filename
+        self.line_number = 0
+        self.offset = 0
+        self.record_lines: list[str] = []
+
+    def __iter__(self) -> "_Lines":
+        return self
+
+    def __next__(self) -> str:
+        line = self._readline(MAX_LINE_BYTES + 1)
+        if not line:
+            raise StopIteration
+        self.line_number += 1
+        line_start = self.offset
+        self.offset += len(line)
+        if len(line) > MAX_LINE_BYTES:
+            raise FileFormatError(
+                f"{self._filename}: line {self.line_number:,} is longer than "
+                f"{MAX_LINE_BYTES:,} bytes, so this does not look like CSV. Check the file."
+            )
+        if self.line_number == 1 and line.startswith(UTF8_BOM):
+            line = line[3:]
+            line_start += 3
+        try:
+            text = line.decode()
+        except UnicodeDecodeError as exc:
+            raise not_utf8_error(
+                self._filename, f"line {self.line_number:,}, byte {line_start + exc.start:,}"
+            ) from None
+        self.record_lines.append(text)
+        return text
+
+
+def read_csv(stream: ByteStream, *, filename: str, start_after: int = 0) -> Iterator[SourceRow]:
+    if csv.field_size_limit() < _FIELD_SIZE_LIMIT:
+        csv.field_size_limit(_FIELD_SIZE_LIMIT)
+    lines = _Lines(stream, filename)
+    # strict: a stray quote is reported as that row's problem instead of being guessed at.
+    reader = csv.reader(lines, strict=True)
+    header = _read_header(reader, lines, filename)
+    width = len(header)
+    record_lines = lines.record_lines
+    number = 0
+    while True:
+        record_lines.clear()
+        first_line = lines.line_number + 1
+        try:
+            record = next(reader)
+        except StopIteration:
+            break
+        except csv.Error as exc:
+            number += 1
+            if number > start_after:
+                yield _bad_row(number, first_line, f"unreadable CSV ({exc})", record_lines)
+            continue
+        if not record:
+            continue
+        number += 1
+        if number <= start_after:
+            continue
+        if len(record) == width:
+            yield SourceRow(
+                number=number, entity=dict(zip(header, record, strict=True)), line=first_line
+            )
+        else:
+            values = "1 value" if len(record) == 1 else f"{len(record)} values"
+            problem = f"{values}, but the header has {width} columns"
+            yield _bad_row(number, first_line, problem, record_lines)
+    if number == 0:
+        raise no_rows_error(filename, "the CSV has a header row but no data rows")
+
+
+def _read_header(reader: Iterator[list[str]], lines: _Lines, filename: str) -> list[str]:
+    try:
+        header: list[str] = []
+        while not header:
+            header = next(reader)
+    except StopIteration:
+        raise no_rows_error(filename, "the file is empty") from None
+    except csv.Error as exc:
+        raise FileFormatError(
+            f"{filename}: the header row (line {lines.line_number:,}) is not readable CSV "
+            f"({exc}). Fix it and upload the file again."
+        ) from None
+    names = [name.strip() for name in header]
+    if "" in names:
+        position = names.index("") + 1
+        raise FileFormatError(
+            f"{filename}: column {position} of the header row has no name. Every column needs "
+            "the name of the field it fills."
+        )
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        listed = ", ".join(f"`{name}`" for name in repeated)
+        raise FileFormatError(
+            f"{filename}: the header row names {listed} more than once. Each field may have "
+            "only one column."
+        )
+    return names
+
+
+def _bad_row(number: int, line: int, problem: str, record_lines: list[str]) -> SourceRow:
+    raw = "".join(record_lines).rstrip("\r\n")
+    return SourceRow(number=number, error=f"line {line:,}: {problem}", raw=raw, line=line)
