@@ -139,6 +139,8 @@ STORAGES = {
     },
 }
 UPLOAD_MAX_BYTES = env.int("UPLOAD_MAX_BYTES", default=2 * 1024**3)
+# A gzip file may expand to at most this much; a gzip bomb stops there with a clear error.
+UPLOAD_MAX_DECOMPRESSED_BYTES = env.int("UPLOAD_MAX_DECOMPRESSED_BYTES", default=20 * 1024**3)
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
 FILE_UPLOAD_PERMISSIONS = 0o640
 
@@ -166,6 +168,15 @@ if CELERY_VISIBILITY_TIMEOUT < 3 * UPSERT_TASK_SLICE_SECONDS:
         "or Redis may deliver a running job task to a second worker."
     )
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_VISIBILITY_TIMEOUT}
+
+# Sending: a request that fails for a reason that may pass (connection, timeout, 429, 5xx, rate
+# limits) is retried with exponential backoff and jitter; with the defaults a cluster may be
+# gone for about a minute before the job fails (and can be resumed).
+UPSERT_RETRY_ATTEMPTS = env.int("UPSERT_RETRY_ATTEMPTS", default=7)
+UPSERT_RETRY_BASE_SECONDS = env.float("UPSERT_RETRY_BASE_SECONDS", default=1.0)
+UPSERT_RETRY_MAX_SECONDS = env.float("UPSERT_RETRY_MAX_SECONDS", default=30.0)
+# How long a job stays claimed by a task that stopped renewing its claim (a killed worker).
+UPSERT_LEASE_SECONDS = env.int("UPSERT_LEASE_SECONDS", default=120)
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [

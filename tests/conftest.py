@@ -128,6 +128,14 @@ class CeleryWorkerProcess:
         self.process = None
 
 
+WORKER_TEST_SETTINGS = {
+    "UPSERT_RETRY_ATTEMPTS": "4",
+    "UPSERT_RETRY_BASE_SECONDS": "0.05",
+    "UPSERT_RETRY_MAX_SECONDS": "0.2",
+    "UPSERT_LEASE_SECONDS": "8",
+}
+
+
 @pytest.fixture(scope="session")
 def celery_worker(
     django_db_setup: None,
@@ -147,6 +155,8 @@ def celery_worker(
         "MEDIA_ROOT": str(settings.MEDIA_ROOT),
         "FIELD_ENCRYPTION_KEY": ",".join(settings.FIELD_ENCRYPTION_KEYS),
         "SECRET_KEY": settings.SECRET_KEY,
+        # Retries and leases on a test's time scale, not a production cluster's.
+        **WORKER_TEST_SETTINGS,
     }
     worker = CeleryWorkerProcess(
         env=env, log_path=tmp_path_factory.mktemp("worker") / "worker.log", queue=celery_queue

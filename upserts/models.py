@@ -181,6 +181,11 @@ class UpsertJob(models.Model):
     checkpoint_row = models.PositiveBigIntegerField(default=0)
     error_message = models.TextField(blank=True, default="")
     cancel_requested = models.BooleanField(default=False)
+    # Primary keys that appeared more than once in the file (the last row wins, as in Milvus).
+    duplicate_ids = models.PositiveBigIntegerField(default=0)
+    # Who may work on the job now: one task at a time, even if the broker delivers it twice.
+    lease_token = models.CharField(max_length=64, blank=True, default="")
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
 
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
@@ -235,6 +240,44 @@ class UpsertBatch(models.Model):
 
     def __str__(self) -> str:
         return f"Batch {self.sequence} of job {self.job_id}"
+
+
+class FailedRow(models.Model):
+    """A row of the file that did not land, with the reason, in a shape fit to re-upload."""
+
+    job = models.ForeignKey(UpsertJob, on_delete=models.CASCADE, related_name="failed_rows")
+    batch = models.ForeignKey(
+        UpsertBatch, null=True, blank=True, on_delete=models.CASCADE, related_name="failed_rows"
+    )
+    row_number = models.PositiveBigIntegerField()
+    reason = models.TextField()
+    # The entity as read (JSON), or the raw text of a row that could not be parsed.
+    entity = models.JSONField(null=True, blank=True)
+    raw = models.TextField(blank=True, default="")
+
+    class Meta:
+        ordering = ["job", "row_number"]
+        constraints = [
+            models.UniqueConstraint(fields=["job", "row_number"], name="unique_failed_row_per_job"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Row {self.row_number} of job {self.job_id}: {self.reason[:60]}"
+
+
+class EntityWrite(models.Model):
+    """One entity id upserted by one batch: answers "which job last wrote id X?" by index."""
+
+    job = models.ForeignKey(UpsertJob, on_delete=models.CASCADE, related_name="entity_writes")
+    batch = models.ForeignKey(UpsertBatch, on_delete=models.CASCADE, related_name="entity_writes")
+    # Int64 ids are kept as their decimal text, VarChar ids as they are.
+    entity_id = models.CharField(max_length=512)
+
+    class Meta:
+        indexes = [models.Index(fields=["entity_id", "job"], name="entity_write_lookup")]
+
+    def __str__(self) -> str:
+        return f"{self.entity_id} by job {self.job_id}"
 
 
 class AuditEventQuerySet(models.QuerySet):

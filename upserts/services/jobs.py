@@ -5,8 +5,10 @@ processes racing on the same job cannot both move it, and no code path can set a
 state machine does not allow.
 """
 
+from datetime import timedelta
 from typing import Any
 
+from django.db.models import Q
 from django.utils import timezone
 
 from upserts.models import JobStatus, UpsertJob, statuses_that_may_become
@@ -52,3 +54,35 @@ def mark_cancelled(job: UpsertJob) -> UpsertJob:
 def mark_resumed(job: UpsertJob) -> UpsertJob:
     """A failed job goes back to pending and keeps its checkpoint, to carry on where it stopped."""
     return _transition(job, JobStatus.PENDING, error_message="", finished_at=None)
+
+
+def acquire_lease(job_id: int, *, token: str, seconds: float) -> bool:
+    """Take (or extend) the right to work on a job; False while another holder's lease runs.
+
+    Redis can deliver the same task twice (a visibility timeout, a lost ack); the lease makes
+    sure only one delivery sends batches at a time.
+    """
+    now = timezone.now()
+    free_or_ours = (
+        Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lt=now) | Q(lease_token=token)
+    )
+    return bool(
+        UpsertJob.objects.filter(free_or_ours, pk=job_id).update(
+            lease_token=token, lease_expires_at=now + timedelta(seconds=seconds)
+        )
+    )
+
+
+def renew_lease(job_id: int, *, token: str, seconds: float) -> bool:
+    """Extend our own lease; False means it expired and someone else took the job."""
+    return bool(
+        UpsertJob.objects.filter(pk=job_id, lease_token=token).update(
+            lease_expires_at=timezone.now() + timedelta(seconds=seconds)
+        )
+    )
+
+
+def release_lease(job_id: int, *, token: str) -> None:
+    UpsertJob.objects.filter(pk=job_id, lease_token=token).update(
+        lease_token="", lease_expires_at=None
+    )

@@ -1,0 +1,134 @@
+"""Upsert an entity file from a shell, through the same pipeline as the web console."""
+
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.db import close_old_connections, connection
+from tqdm import tqdm
+
+from upserts.models import ClusterEndpoint, JobStatus, UpsertJob
+from upserts.services.pipeline import SliceOutcome, run_job_slice
+from upserts.services.uploads import UploadRejected, create_job, start_job
+
+_POLL_SECONDS = 0.5
+
+
+class Command(BaseCommand):
+    help = (
+        "Upsert an entity file (JSON, JSON Lines, CSV, Parquet, optionally gzip) into a collection."
+    )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("file", type=Path)
+        parser.add_argument("--cluster", required=True, help="Name of a registered cluster.")
+        parser.add_argument("--collection", required=True)
+        parser.add_argument("--db", default="", help="Database (default: the cluster's).")
+        parser.add_argument("--partition", default="", help="Partition (v2 API only).")
+        parser.add_argument("--batch-size", type=int, default=500)
+        parser.add_argument("--in-flight", type=int, default=2, help="Requests in flight.")
+        parser.add_argument("--user", help="Username recorded as the job's creator.")
+        parser.add_argument(
+            "--wait", action="store_true", help="Queue the job, then follow it to the end."
+        )
+        parser.add_argument(
+            "--here",
+            action="store_true",
+            help="Run the job in this process instead of a Celery worker (implies --wait).",
+        )
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        path: Path = options["file"]
+        if not path.is_file():
+            raise CommandError(f"{path} is not a file.")
+        try:
+            cluster = ClusterEndpoint.objects.get(name=options["cluster"])
+        except ClusterEndpoint.DoesNotExist:
+            names = ", ".join(ClusterEndpoint.objects.values_list("name", flat=True)) or "none"
+            raise CommandError(
+                f"No cluster named {options['cluster']!r} (registered: {names})."
+            ) from None
+        actor = None
+        if options["user"]:
+            actor = get_user_model().objects.filter(username=options["user"]).first()
+            if actor is None:
+                raise CommandError(f"No user named {options['user']!r}.")
+        try:
+            with path.open("rb") as source:
+                job = create_job(
+                    source=source,
+                    filename=path.name,
+                    cluster=cluster,
+                    collection_name=options["collection"],
+                    database_name=options["db"],
+                    partition_name=options["partition"],
+                    batch_size=options["batch_size"],
+                    max_in_flight=options["in_flight"],
+                    actor=actor,
+                )
+        except UploadRejected as exc:
+            raise CommandError(str(exc)) from exc
+        self.stdout.write(
+            f"Job {job.pk}: {path.name} ({job.file_format}{'.gz' if job.is_gzipped else ''}, "
+            f"{job.size_bytes:,} bytes) → {cluster.name}/{job.database_name}/{job.collection_name}"
+        )
+        worker: threading.Thread | None = None
+        if options["here"]:
+            worker = threading.Thread(target=_run_here, args=(job.pk,), daemon=True)
+            worker.start()
+        else:
+            start_job(job, actor=actor)
+            if not options["wait"]:
+                self.stdout.write("Queued; a Celery worker will send it.")
+                return
+        job = self._follow(job, worker)
+        self._report(job)
+
+    def _follow(self, job: UpsertJob, worker: threading.Thread | None) -> UpsertJob:
+        with tqdm(unit=" rows", desc=f"job {job.pk}", dynamic_ncols=True) as bar:
+            while True:
+                job.refresh_from_db()
+                bar.set_postfix_str(
+                    f"{job.status} · upserted {job.rows_upserted:,} · failed {job.rows_failed:,}"
+                )
+                bar.update(job.rows_read - bar.n)
+                if job.is_final:
+                    return job
+                if worker is not None and not worker.is_alive():
+                    raise CommandError(
+                        f"Job {job.pk} stopped while {job.status}; see the log above."
+                    )
+                time.sleep(_POLL_SECONDS)
+
+    def _report(self, job: UpsertJob) -> None:
+        summary = (
+            f"Job {job.pk} {job.get_status_display().lower()}: {job.rows_read:,} rows read, "
+            f"{job.rows_upserted:,} upserted, {job.rows_failed:,} failed in "
+            f"{job.batches_done:,} batches."
+        )
+        if job.duplicate_ids:
+            summary += (
+                f" {job.duplicate_ids:,} primary keys appeared more than once (the last row wins)."
+            )
+        if job.status == JobStatus.FAILED:
+            raise CommandError(f"{summary}\n{job.error_message}")
+        style = self.style.SUCCESS if job.status == JobStatus.SUCCEEDED else self.style.WARNING
+        self.stdout.write(style(summary))
+        if job.rows_failed:
+            self.stdout.write(
+                f"Failed rows: manage.py failed_rows {job.pk} > failed-{job.pk}.jsonl"
+            )
+
+
+def _run_here(job_id: int) -> None:
+    try:
+        while (outcome := run_job_slice(job_id)) is not SliceOutcome.FINISHED:
+            if outcome is SliceOutcome.BUSY:
+                time.sleep(max(1, settings.UPSERT_LEASE_SECONDS // 4))
+            close_old_connections()
+    finally:
+        connection.close()

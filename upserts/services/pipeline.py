@@ -1,0 +1,382 @@
+"""Running an upsert job: stream the file, check each row, send batches, commit each result.
+
+One call works on a job for at most ``UPSERT_TASK_SLICE_SECONDS`` and says whether more is
+left, so a Celery task stays well inside the broker's visibility timeout. Each batch's result,
+its failed rows, the ids it wrote, the job's counters and the checkpoint are committed in one
+transaction, in file order; a task that dies at any point is redelivered and carries on from
+the checkpoint, re-sending at most the batches that were in flight (upsert is idempotent per
+primary key, and nothing of those batches was recorded).
+"""
+
+import enum
+import logging
+import time
+import uuid
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+import orjson
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Count, F
+from django.utils import timezone
+
+from upserts.milvus.errors import ClusterError, FatalTargetError, RetryableClusterError
+from upserts.milvus.schema import CollectionSchema
+from upserts.models import (
+    AuditAction,
+    BatchStatus,
+    EntityWrite,
+    FailedRow,
+    JobStatus,
+    UpsertBatch,
+    UpsertJob,
+)
+from upserts.readers import FileFormatError, SourceRow, read_rows
+from upserts.services import jobs
+from upserts.services.audit import record_event
+from upserts.services.clusters import client_for
+from upserts.services.sending import (
+    BatchOutcome,
+    RetryPolicy,
+    send_batch,
+)
+from upserts.validation import EntityValidator, blocking_schema_problems, coerce_text_values
+
+logger = logging.getLogger(__name__)
+
+
+class SliceOutcome(enum.Enum):
+    FINISHED = "finished"  # the job reached a final status (or was already in one)
+    CONTINUE = "continue"  # the slice's time is up; queue the job again
+    BUSY = "busy"  # another task holds the job's lease; try again later
+
+
+class LeaseLost(Exception):
+    """Our lease expired and another task took the job: stop without committing."""
+
+
+@dataclass
+class PendingBatch:
+    """A contiguous range of file rows: those to send, and those that already failed."""
+
+    sequence: int
+    first_row: int
+    last_row: int = 0
+    encoded: list[bytes] = field(default_factory=list)
+    row_numbers: list[int] = field(default_factory=list)
+    entities: list[dict[str, Any]] = field(default_factory=list)
+    failures: list[FailedRow] = field(default_factory=list)
+    size_bytes: int = 0
+    # Primary keys in the batch: a key seen again starts a new batch, and a batch waits for
+    # any batch in flight that shares a key, so the file's last row for a key always wins.
+    keys: set[Any] = field(default_factory=set)
+
+    def add(self, number: int, key: Any, entity: dict[str, Any], encoded: bytes) -> None:
+        self.keys.add(key)
+        self.encoded.append(encoded)
+        self.row_numbers.append(number)
+        self.entities.append(entity)
+        self.size_bytes += len(encoded) + 1
+
+    @property
+    def rows_in_range(self) -> int:
+        return self.last_row - self.first_row + 1
+
+
+def retry_policy() -> RetryPolicy:
+    return RetryPolicy(
+        max_attempts=settings.UPSERT_RETRY_ATTEMPTS,
+        base_delay=settings.UPSERT_RETRY_BASE_SECONDS,
+        max_delay=settings.UPSERT_RETRY_MAX_SECONDS,
+    )
+
+
+def run_job_slice(job_id: int) -> SliceOutcome:
+    """Work on one job until it ends or the slice's time is up."""
+    token = uuid.uuid4().hex
+    lease_seconds = settings.UPSERT_LEASE_SECONDS
+    if not jobs.acquire_lease(job_id, token=token, seconds=lease_seconds):
+        return SliceOutcome.BUSY
+    try:
+        job = UpsertJob.objects.select_related("cluster").get(pk=job_id)
+        if job.is_final:
+            return SliceOutcome.FINISHED
+        if job.cancel_requested:
+            _cancel(job)
+            return SliceOutcome.FINISHED
+        try:
+            schema = _prepare(job)
+            if schema is None:
+                return SliceOutcome.FINISHED
+            return _send_rows(job, schema, token)
+        except FatalTargetError as exc:
+            _fail(job, str(exc))
+        except RetryableClusterError as exc:
+            _fail(
+                job,
+                f"{exc} The rows before row {job.checkpoint_row + 1} are saved; resume the "
+                "job once the cluster answers again.",
+            )
+        except FileFormatError as exc:
+            _fail(job, str(exc))
+        return SliceOutcome.FINISHED
+    except LeaseLost:
+        logger.warning("job %s: lease lost to another task; stopping this one", job_id)
+        return SliceOutcome.FINISHED
+    finally:
+        jobs.release_lease(job_id, token=token)
+
+
+def _prepare(job: UpsertJob) -> CollectionSchema | None:
+    """Describe the target and move the job to running; None when the job cannot go on."""
+    if job.status == JobStatus.PENDING:
+        jobs.mark_validating(job)
+    schema = _describe_with_retries(job)
+    if job.status == JobStatus.VALIDATING:
+        problems = blocking_schema_problems(schema)
+        if problems:
+            _fail(job, " ".join(problems))
+            return None
+        jobs.mark_running(job)
+    return schema
+
+
+def _describe_with_retries(job: UpsertJob) -> CollectionSchema:
+    policy = retry_policy()
+    client = client_for(job.cluster)
+    attempt = 0
+    while True:
+        attempt += 1
+        try:
+            return client.describe_collection(job.database_name, job.collection_name)
+        except RetryableClusterError:
+            if attempt >= policy.max_attempts:
+                raise
+            time.sleep(policy.delay(attempt))
+
+
+def _send_rows(job: UpsertJob, schema: CollectionSchema, token: str) -> SliceOutcome:
+    deadline = time.monotonic() + settings.UPSERT_TASK_SLICE_SECONDS
+    client = client_for(job.cluster)
+    policy = retry_policy()
+    validator = EntityValidator(schema)
+    coerce = job.file_format == "csv"
+    primary = schema.primary_field.name
+    prefix = client.upsert_body_prefix(
+        database=job.database_name, collection=job.collection_name, partition=job.partition_name
+    )
+    in_flight: deque[tuple[PendingBatch, Future[BatchOutcome]]] = deque()
+    stop_reason: str | None = None
+
+    def submit(batch: PendingBatch) -> None:
+        """Send the batch; when the in-flight window is full, first commit the oldest result."""
+        while len(in_flight) >= job.max_in_flight or any(
+            batch.keys & earlier.keys for earlier, _ in in_flight
+        ):
+            commit_oldest()
+        future: Future[BatchOutcome]
+        if batch.encoded:
+            future = executor.submit(
+                send_batch, client, body_prefix=prefix, encoded_rows=batch.encoded, policy=policy
+            )
+        else:
+            future = Future()
+            future.set_result(BatchOutcome())
+        in_flight.append((batch, future))
+
+    def commit_oldest() -> None:
+        batch, future = in_flight.popleft()
+        _commit_batch(job, batch, future.result(), token)
+
+    executor = ThreadPoolExecutor(max_workers=job.max_in_flight, thread_name_prefix="upsert")
+    try:
+        with job.source_file.open("rb") as source:
+            rows = read_rows(
+                source,
+                file_format=job.file_format,
+                gzipped=job.is_gzipped,
+                filename=job.original_filename,
+                start_after=job.checkpoint_row,
+                max_decompressed_bytes=settings.UPLOAD_MAX_DECOMPRESSED_BYTES,
+            )
+            batch = PendingBatch(sequence=job.batches_done + 1, first_row=job.checkpoint_row + 1)
+            for row in rows:
+                closed = False
+                prepared = _prepare_row(job, row, validator, coerce)
+                if isinstance(prepared, FailedRow):
+                    batch.failures.append(prepared)
+                else:
+                    key = prepared[0][primary]
+                    if key in batch.keys or (
+                        batch.encoded and batch.size_bytes + len(prepared[1]) > job.max_batch_bytes
+                    ):
+                        # A repeated key, or a row that would push the batch over its byte
+                        # budget, opens the next batch.
+                        submit(batch)
+                        closed = True
+                        batch = PendingBatch(sequence=batch.sequence + 1, first_row=row.number)
+                    batch.add(row.number, key, *prepared)
+                batch.last_row = row.number
+                if (
+                    len(batch.encoded) >= job.batch_size
+                    or batch.rows_in_range >= 4 * job.batch_size
+                ):
+                    submit(batch)
+                    closed = True
+                    batch = PendingBatch(sequence=batch.sequence + 1, first_row=row.number + 1)
+                if closed:
+                    stop_reason = _reason_to_stop(job, deadline)
+                    if stop_reason:
+                        break
+            if not stop_reason and batch.last_row:
+                submit(batch)
+        while in_flight:
+            commit_oldest()
+    finally:
+        executor.shutdown(wait=True, cancel_futures=True)
+
+    if stop_reason == "cancel":
+        _cancel(job)
+        return SliceOutcome.FINISHED
+    if stop_reason == "slice":
+        return SliceOutcome.CONTINUE
+    _finish(job)
+    return SliceOutcome.FINISHED
+
+
+def _prepare_row(
+    job: UpsertJob, row: SourceRow, validator: EntityValidator, coerce: bool
+) -> FailedRow | tuple[dict[str, Any], bytes]:
+    """The row checked and encoded for sending, or the failed row to record instead."""
+    if row.error is not None or row.entity is None:
+        return FailedRow(
+            job=job, row_number=row.number, reason=row.error or "unreadable row", raw=row.raw or ""
+        )
+    entity = coerce_text_values(row.entity, validator.schema) if coerce else row.entity
+    problems = validator.check(entity)
+    if problems:
+        return FailedRow(
+            job=job, row_number=row.number, reason="; ".join(problems), entity=_storable(row.entity)
+        )
+    return entity, orjson.dumps(entity)
+
+
+def _storable(entity: dict[str, Any]) -> Any:
+    """The entity as JSON can hold it (NaN and Infinity become strings)."""
+    return orjson.loads(orjson.dumps(entity, option=orjson.OPT_NON_STR_KEYS, default=str))
+
+
+def _reason_to_stop(job: UpsertJob, deadline: float) -> str | None:
+    if UpsertJob.objects.filter(pk=job.pk, cancel_requested=True).exists():
+        return "cancel"
+    if time.monotonic() >= deadline:
+        return "slice"
+    return None
+
+
+def _commit_batch(job: UpsertJob, batch: PendingBatch, outcome: BatchOutcome, token: str) -> None:
+    rejected = {rejection.index: rejection.reason for rejection in outcome.rejections}
+    failures = list(batch.failures)
+    for index, reason in rejected.items():
+        failures.append(
+            FailedRow(
+                job=job,
+                row_number=batch.row_numbers[index],
+                reason=reason,
+                entity=_storable(batch.entities[index]),
+            )
+        )
+    if not batch.encoded:
+        status = BatchStatus.FAILED
+    elif failures:
+        status = BatchStatus.PARTIALLY_FAILED if outcome.upsert_count else BatchStatus.FAILED
+    else:
+        status = BatchStatus.SUCCEEDED
+    with transaction.atomic():
+        updated = UpsertJob.objects.filter(pk=job.pk, lease_token=token).update(
+            rows_read=F("rows_read") + batch.rows_in_range,
+            rows_upserted=F("rows_upserted") + outcome.upsert_count,
+            rows_failed=F("rows_failed") + len(failures),
+            batches_done=F("batches_done") + 1,
+            checkpoint_row=batch.last_row,
+            lease_expires_at=timezone.now() + _lease_delta(),
+        )
+        if not updated:
+            raise LeaseLost()
+        saved = UpsertBatch.objects.create(
+            job=job,
+            sequence=batch.sequence,
+            first_row=batch.first_row,
+            last_row=batch.last_row,
+            row_count=len(batch.encoded),
+            status=status,
+            attempts=max(outcome.requests, 1) if batch.encoded else 0,
+            upsert_count=outcome.upsert_count,
+            upsert_ids=[str(entity_id) for entity_id in outcome.upsert_ids],
+            milvus_code=outcome.code,
+            milvus_message=outcome.message[:2000],
+            http_status=outcome.http_status,
+            duration_ms=round(outcome.elapsed_ms),
+        )
+        for failure in failures:
+            failure.batch = saved
+        FailedRow.objects.bulk_create(failures)
+        EntityWrite.objects.bulk_create(
+            [
+                EntityWrite(job=job, batch=saved, entity_id=str(entity_id))
+                for entity_id in outcome.upsert_ids
+            ]
+        )
+    job.checkpoint_row = batch.last_row
+
+
+def _lease_delta() -> timedelta:
+    return timedelta(seconds=settings.UPSERT_LEASE_SECONDS)
+
+
+def _finish(job: UpsertJob) -> None:
+    duplicates = (
+        EntityWrite.objects.filter(job=job)
+        .values("entity_id")
+        .annotate(writes=Count("id"))
+        .filter(writes__gt=1)
+        .count()
+    )
+    UpsertJob.objects.filter(pk=job.pk).update(duplicate_ids=duplicates)
+    jobs.mark_finished(job)
+    _audit_end(job, AuditAction.JOB_FINISHED)
+
+
+def _cancel(job: UpsertJob) -> None:
+    jobs.mark_cancelled(job)
+    _audit_end(job, AuditAction.JOB_CANCELLED)
+
+
+def _fail(job: UpsertJob, message: str) -> None:
+    job.refresh_from_db()
+    jobs.mark_failed(job, message)
+    _audit_end(job, AuditAction.JOB_FINISHED)
+
+
+def _audit_end(job: UpsertJob, action: str) -> None:
+    job.refresh_from_db()
+    record_event(
+        action=action,
+        target=job,
+        details={
+            "status": job.status,
+            "rows_read": job.rows_read,
+            "rows_upserted": job.rows_upserted,
+            "rows_failed": job.rows_failed,
+            "duplicate_ids": job.duplicate_ids,
+            "batches": job.batches_done,
+            "error": job.error_message,
+        },
+    )
+
+
+__all__ = ["ClusterError", "SliceOutcome", "run_job_slice"]

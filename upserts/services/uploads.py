@@ -1,0 +1,135 @@
+"""Turning an uploaded entity file into a pending upsert job, and starting it."""
+
+import hashlib
+from typing import IO, Any
+
+from django.conf import settings
+from django.contrib.auth.base_user import AbstractBaseUser
+from django.contrib.auth.models import AnonymousUser
+from django.core.files import File
+from django.db import transaction
+
+from upserts.models import AuditAction, ClusterEndpoint, JobStatus, UpsertJob
+from upserts.readers import HEAD_BYTES, FileFormatError, detect_format
+from upserts.services.audit import record_event
+
+_HASH_CHUNK = 1024 * 1024
+
+
+class UploadRejected(Exception):
+    """The file cannot become a job; the message says why, for the person who sent it."""
+
+
+def _size_and_sha256(source: IO[bytes]) -> tuple[int, str]:
+    digest = hashlib.sha256()
+    size = 0
+    source.seek(0)
+    while chunk := source.read(_HASH_CHUNK):
+        digest.update(chunk)
+        size += len(chunk)
+    source.seek(0)
+    return size, digest.hexdigest()
+
+
+def create_job(
+    *,
+    source: IO[bytes],
+    filename: str,
+    cluster: ClusterEndpoint,
+    collection_name: str,
+    database_name: str = "",
+    partition_name: str = "",
+    batch_size: int = 500,
+    max_in_flight: int = 2,
+    max_batch_bytes: int | None = None,
+    actor: AbstractBaseUser | AnonymousUser | None = None,
+    client_ip: str | None = None,
+) -> UpsertJob:
+    """Store the file, fingerprint it and detect its format; the job waits in ``pending``.
+
+    Everything a person can get wrong about the file itself (empty, too big, not a format we
+    read) is refused here, before anything is stored or started.
+    """
+    if not cluster.is_enabled:
+        raise UploadRejected(f"Cluster {cluster.name} is disabled; it takes no new jobs.")
+    if cluster.api_version == ClusterEndpoint.ApiVersion.V1 and partition_name:
+        raise UploadRejected("The v1 REST API cannot upsert into a partition; leave it empty.")
+    size, sha256 = _size_and_sha256(source)
+    if size == 0:
+        raise UploadRejected(f"{filename} is empty.")
+    if size > settings.UPLOAD_MAX_BYTES:
+        raise UploadRejected(
+            f"{filename} is {size:,} bytes; the largest file accepted is "
+            f"{settings.UPLOAD_MAX_BYTES:,} bytes."
+        )
+    head = source.read(HEAD_BYTES)
+    source.seek(0)
+    try:
+        detected = detect_format(filename, head)
+    except FileFormatError as exc:
+        raise UploadRejected(str(exc)) from exc
+
+    job = UpsertJob(
+        cluster=cluster,
+        database_name=database_name or cluster.default_database,
+        collection_name=collection_name,
+        partition_name=partition_name,
+        original_filename=filename[:255],
+        size_bytes=size,
+        sha256=sha256,
+        file_format=detected.file_format,
+        is_gzipped=detected.gzipped,
+        batch_size=batch_size,
+        max_in_flight=max_in_flight,
+        created_by=actor if isinstance(actor, AbstractBaseUser) else None,  # type: ignore[misc]
+    )
+    if max_batch_bytes is not None:
+        job.max_batch_bytes = max_batch_bytes
+    job.full_clean(exclude=["source_file", "created_by"])
+    with transaction.atomic():
+        job.source_file.save(filename, File(source), save=False)
+        job.save()
+        record_event(
+            action=AuditAction.FILE_UPLOADED,
+            actor=actor,
+            target=job,
+            client_ip=client_ip,
+            details=_job_summary(job),
+        )
+    return job
+
+
+def _job_summary(job: UpsertJob) -> dict[str, Any]:
+    return {
+        "file": job.original_filename,
+        "size_bytes": job.size_bytes,
+        "sha256": job.sha256,
+        "format": job.file_format + (".gz" if job.is_gzipped else ""),
+        "cluster": job.cluster.name,
+        "database": job.database_name,
+        "collection": job.collection_name,
+        "partition": job.partition_name,
+    }
+
+
+def start_job(
+    job: UpsertJob,
+    *,
+    actor: AbstractBaseUser | AnonymousUser | None = None,
+    client_ip: str | None = None,
+) -> None:
+    """Queue the job for a worker once the surrounding transaction has committed."""
+    from upserts.tasks import run_upsert_job
+
+    if job.status != JobStatus.PENDING:
+        raise UploadRejected(
+            f"Job {job.pk} is {job.get_status_display().lower()}; only a pending job starts."
+        )
+    record_event(
+        action=AuditAction.JOB_STARTED,
+        actor=actor,
+        target=job,
+        client_ip=client_ip,
+        details=_job_summary(job),
+    )
+    transaction.on_commit(lambda: run_upsert_job.delay(job.pk))
