@@ -68,6 +68,10 @@ class ClusterEndpoint(models.Model):
     is_enabled = models.BooleanField(
         default=True, help_text="A disabled cluster keeps its jobs but takes no new ones."
     )
+    last_tested_at = models.DateTimeField(null=True, blank=True)
+    last_test_ok = models.BooleanField(null=True, blank=True)
+    last_test_latency_ms = models.PositiveIntegerField(null=True, blank=True)
+    last_test_message = models.TextField(blank=True, default="")
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
@@ -158,6 +162,12 @@ class UpsertJob(models.Model):
     sha256 = models.CharField("SHA-256", max_length=64, blank=True, default="")
     file_format = models.CharField(max_length=10, choices=FileFormat.choices, blank=True)
     is_gzipped = models.BooleanField(default=False)
+
+    # From the first rows' size at upload; exact for Parquet. Drives the progress bar and ETA.
+    estimated_rows = models.PositiveBigIntegerField(null=True, blank=True)
+    retry_of = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="retries"
+    )
 
     batch_size = models.PositiveIntegerField(
         default=500, validators=[MinValueValidator(1), MaxValueValidator(10_000)]

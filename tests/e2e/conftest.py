@@ -9,7 +9,8 @@ import requests
 
 from tests.conftest import wait_until
 from upserts.models import ClusterEndpoint, UpsertJob
-from upserts.services.uploads import create_job, start_job
+from upserts.services.job_control import start_job
+from upserts.services.uploads import create_job
 
 BOOK_FIELDS = [
     {"name": "book_id", "type": "INT64", "is_primary": True},

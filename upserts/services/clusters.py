@@ -1,11 +1,24 @@
-"""Reaching a registered cluster: one keep-alive HTTP session per cluster per process."""
+"""Registered clusters: reaching them (one keep-alive session per cluster per process),
+registering, changing, testing and removing them, each change audited."""
 
 import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
 
 import requests
+from django.contrib.auth.base_user import AbstractBaseUser
+from django.contrib.auth.models import AnonymousUser
+from django.db import transaction
+from django.utils import timezone
 
 from upserts.milvus.client import ClusterClient, ClusterConfig, make_session
-from upserts.models import ClusterEndpoint
+from upserts.milvus.errors import ClusterError
+from upserts.milvus.schema import CollectionSchema
+from upserts.models import AuditAction, ClusterEndpoint
+from upserts.services.audit import record_event
+
+Actor = AbstractBaseUser | AnonymousUser | None
 
 _sessions: dict[int, requests.Session] = {}
 _sessions_lock = threading.Lock()
@@ -32,3 +45,180 @@ def cluster_config(cluster: ClusterEndpoint) -> ClusterConfig:
 def client_for(cluster: ClusterEndpoint) -> ClusterClient:
     """A client for the cluster that reuses this process's connections to it."""
     return ClusterClient(cluster_config(cluster), session=_session_for(cluster.pk))
+
+
+class ClusterInUse(Exception):
+    """A cluster with jobs cannot be deleted: the jobs' history would point nowhere."""
+
+
+_EDITABLE = (
+    "name",
+    "base_url",
+    "api_version",
+    "default_database",
+    "verify_tls",
+    "request_timeout_seconds",
+    "is_enabled",
+)
+
+
+def create_cluster(
+    *,
+    name: str,
+    base_url: str,
+    api_version: str = ClusterEndpoint.ApiVersion.V1,
+    token: str = "",
+    default_database: str = "default",
+    verify_tls: bool = True,
+    request_timeout_seconds: int = 30,
+    actor: Actor = None,
+    client_ip: str | None = None,
+) -> ClusterEndpoint:
+    cluster = ClusterEndpoint(
+        name=name,
+        base_url=base_url.strip().rstrip("/"),
+        api_version=api_version,
+        token=token.strip(),
+        default_database=default_database or "default",
+        verify_tls=verify_tls,
+        request_timeout_seconds=request_timeout_seconds,
+        created_by=actor if isinstance(actor, AbstractBaseUser) else None,  # type: ignore[misc]
+    )
+    cluster.full_clean()
+    with transaction.atomic():
+        cluster.save()
+        record_event(
+            action=AuditAction.CLUSTER_CREATED,
+            actor=actor,
+            target=cluster,
+            client_ip=client_ip,
+            details={**_describe(cluster), "token_set": cluster.has_token},
+        )
+    return cluster
+
+
+def update_cluster(
+    cluster: ClusterEndpoint,
+    *,
+    token: str | None = None,
+    actor: Actor = None,
+    client_ip: str | None = None,
+    **fields: Any,
+) -> ClusterEndpoint:
+    """Change the given fields; ``token=None`` keeps the token, ``""`` removes it."""
+    unknown = set(fields) - set(_EDITABLE)
+    if unknown:
+        raise ValueError(f"not editable: {', '.join(sorted(unknown))}")
+    before = _describe(cluster)
+    for name, value in fields.items():
+        setattr(cluster, name, value)
+    token_changed = token is not None and token.strip() != cluster.token
+    if token is not None:
+        cluster.token = token.strip()
+    cluster.full_clean()
+    changes = {
+        name: {"from": before[name], "to": value}
+        for name, value in _describe(cluster).items()
+        if before[name] != value
+    }
+    with transaction.atomic():
+        cluster.save()
+        record_event(
+            action=AuditAction.CLUSTER_UPDATED,
+            actor=actor,
+            target=cluster,
+            client_ip=client_ip,
+            details={"changes": changes, "token_changed": token_changed},
+        )
+    return cluster
+
+
+def delete_cluster(
+    cluster: ClusterEndpoint, *, actor: Actor = None, client_ip: str | None = None
+) -> None:
+    jobs = cluster.jobs.count()
+    if jobs:
+        raise ClusterInUse(
+            f"Cluster {cluster.name} has {jobs} job(s) and cannot be deleted; disable it instead."
+        )
+    with transaction.atomic():
+        record_event(
+            action=AuditAction.CLUSTER_DELETED,
+            actor=actor,
+            target=cluster,
+            client_ip=client_ip,
+            details=_describe(cluster),
+        )
+        cluster.delete()
+
+
+@dataclass(frozen=True)
+class ConnectionTest:
+    ok: bool
+    latency_ms: int
+    database: str
+    collections: list[str] = field(default_factory=list)
+    error: str = ""
+
+
+def check_connection(
+    cluster: ClusterEndpoint,
+    *,
+    database: str = "",
+    actor: Actor = None,
+    client_ip: str | None = None,
+) -> ConnectionTest:
+    """List the database's collections, timing the round trip; the outcome is kept and audited."""
+    database = database or cluster.default_database
+    started = time.perf_counter()
+    try:
+        collections = client_for(cluster).list_collections(database)
+        result = ConnectionTest(
+            ok=True,
+            latency_ms=round((time.perf_counter() - started) * 1000),
+            database=database,
+            collections=sorted(collections),
+        )
+    except ClusterError as exc:
+        result = ConnectionTest(
+            ok=False,
+            latency_ms=round((time.perf_counter() - started) * 1000),
+            database=database,
+            error=str(exc),
+        )
+    ClusterEndpoint.objects.filter(pk=cluster.pk).update(
+        last_tested_at=timezone.now(),
+        last_test_ok=result.ok,
+        last_test_latency_ms=result.latency_ms,
+        last_test_message=result.error or f"{len(result.collections)} collection(s) in {database}",
+    )
+    cluster.refresh_from_db()
+    record_event(
+        action=AuditAction.CLUSTER_TESTED,
+        actor=actor,
+        target=cluster,
+        client_ip=client_ip,
+        details={
+            "ok": result.ok,
+            "latency_ms": result.latency_ms,
+            "database": database,
+            "collections": len(result.collections),
+            "error": result.error,
+        },
+    )
+    return result
+
+
+def list_collections(cluster: ClusterEndpoint, database: str = "") -> list[str]:
+    """Raises ClusterError with the cluster's own message when it cannot answer."""
+    return sorted(client_for(cluster).list_collections(database or cluster.default_database))
+
+
+def describe_collection(
+    cluster: ClusterEndpoint, collection: str, database: str = ""
+) -> CollectionSchema:
+    return client_for(cluster).describe_collection(database or cluster.default_database, collection)
+
+
+def _describe(cluster: ClusterEndpoint) -> dict[str, Any]:
+    return {name: getattr(cluster, name) for name in _EDITABLE}

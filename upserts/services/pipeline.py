@@ -259,8 +259,10 @@ def _prepare_row(
     entity = coerce_text_values(row.entity, validator.schema) if coerce else row.entity
     problems = validator.check(entity)
     if problems:
+        # Stored as checked (CSV text already turned into numbers, lists...), so the failed
+        # rows download is JSON Lines that can be fixed and uploaded again as it is.
         return FailedRow(
-            job=job, row_number=row.number, reason="; ".join(problems), entity=_storable(row.entity)
+            job=job, row_number=row.number, reason="; ".join(problems), entity=_storable(entity)
         )
     return entity, orjson.dumps(entity)
 

@@ -9,9 +9,10 @@ from django.contrib.auth.models import AnonymousUser
 from django.core.files import File
 from django.db import transaction
 
-from upserts.models import AuditAction, ClusterEndpoint, JobStatus, UpsertJob
+from upserts.models import AuditAction, ClusterEndpoint, UpsertJob
 from upserts.readers import HEAD_BYTES, FileFormatError, detect_format
 from upserts.services.audit import record_event
+from upserts.services.preview import estimate_rows
 
 _HASH_CHUNK = 1024 * 1024
 
@@ -44,6 +45,7 @@ def create_job(
     max_batch_bytes: int | None = None,
     actor: AbstractBaseUser | AnonymousUser | None = None,
     client_ip: str | None = None,
+    retry_of: UpsertJob | None = None,
 ) -> UpsertJob:
     """Store the file, fingerprint it and detect its format; the job waits in ``pending``.
 
@@ -69,6 +71,9 @@ def create_job(
     except FileFormatError as exc:
         raise UploadRejected(str(exc)) from exc
 
+    estimated_rows = estimate_rows(
+        source, file_format=detected.file_format, gzipped=detected.gzipped, size_bytes=size
+    )
     job = UpsertJob(
         cluster=cluster,
         database_name=database_name or cluster.default_database,
@@ -79,8 +84,10 @@ def create_job(
         sha256=sha256,
         file_format=detected.file_format,
         is_gzipped=detected.gzipped,
+        estimated_rows=estimated_rows,
         batch_size=batch_size,
         max_in_flight=max_in_flight,
+        retry_of=retry_of,
         created_by=actor if isinstance(actor, AbstractBaseUser) else None,  # type: ignore[misc]
     )
     if max_batch_bytes is not None:
@@ -94,12 +101,12 @@ def create_job(
             actor=actor,
             target=job,
             client_ip=client_ip,
-            details=_job_summary(job),
+            details=job_summary(job),
         )
     return job
 
 
-def _job_summary(job: UpsertJob) -> dict[str, Any]:
+def job_summary(job: UpsertJob) -> dict[str, Any]:
     return {
         "file": job.original_filename,
         "size_bytes": job.size_bytes,
@@ -110,26 +117,3 @@ def _job_summary(job: UpsertJob) -> dict[str, Any]:
         "collection": job.collection_name,
         "partition": job.partition_name,
     }
-
-
-def start_job(
-    job: UpsertJob,
-    *,
-    actor: AbstractBaseUser | AnonymousUser | None = None,
-    client_ip: str | None = None,
-) -> None:
-    """Queue the job for a worker once the surrounding transaction has committed."""
-    from upserts.tasks import run_upsert_job
-
-    if job.status != JobStatus.PENDING:
-        raise UploadRejected(
-            f"Job {job.pk} is {job.get_status_display().lower()}; only a pending job starts."
-        )
-    record_event(
-        action=AuditAction.JOB_STARTED,
-        actor=actor,
-        target=job,
-        client_ip=client_ip,
-        details=_job_summary(job),
-    )
-    transaction.on_commit(lambda: run_upsert_job.delay(job.pk))

@@ -12,8 +12,9 @@ from django.db import close_old_connections, connection
 from tqdm import tqdm
 
 from upserts.models import ClusterEndpoint, JobStatus, UpsertJob
+from upserts.services.job_control import start_job
 from upserts.services.pipeline import SliceOutcome, run_job_slice
-from upserts.services.uploads import UploadRejected, create_job, start_job
+from upserts.services.uploads import UploadRejected, create_job
 
 _POLL_SECONDS = 0.5
 

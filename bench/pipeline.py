@@ -1,0 +1,659 @@
+"""Throughput and memory of the upsert pipeline against an embedded Milvus.
+
+Three questions, answered in one run so that every figure comes from the same server under
+the same load:
+
+(a) How many rows a second this machine's Milvus takes over REST at all: pre-encoded 500-row
+    bodies posted in a tight loop at 1, 2 and 4 requests in flight. The best of those is the
+    limit no pipeline can beat, so the pipeline is judged against it rather than in isolation.
+(b) How close the real pipeline (``create_job`` + ``run_job_slice``) gets to that limit from a
+    JSON Lines, a CSV and a Parquet file holding the same rows.
+(c) Whether the process running a job keeps its memory flat as the file grows: a worker that
+    holds a file in memory dies on the first big upload.
+
+Every pipeline run is checked to have upserted every row: a fast broken run proves nothing.
+
+    .venv/bin/python bench/pipeline.py                      # 20 000 rows, RSS at 100 and 1000 MB
+    .venv/bin/python bench/pipeline.py --rows 5000 --rss-sizes 20,60 --json-out /tmp/p.json
+"""
+
+import argparse
+import contextlib
+import csv
+import itertools
+import json
+import os
+import platform
+import resource
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import warnings
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+if str(PROJECT_ROOT) not in sys.path:
+    sys.path.insert(0, str(PROJECT_ROOT))
+
+import numpy as np  # noqa: E402
+import orjson  # noqa: E402
+
+COLLECTION = "bench_vectors"
+CLUSTER_NAME = "bench-milvus"
+DIMENSION = 768
+BATCH_ROWS = 500
+IN_FLIGHT_LEVELS = (1, 2, 4)
+FIELDS: list[dict[str, Any]] = [
+    {"name": "id", "type": "INT64", "is_primary": True},
+    {"name": "title", "type": "VARCHAR", "max_length": 64},
+    {"name": "emb", "type": "FLOAT_VECTOR", "dim": DIMENSION},
+]
+# Distinct vectors the rows cycle through: enough that bodies are not trivially alike, few
+# enough that generating a gigabyte of rows costs seconds, not minutes.
+VECTOR_POOL_SIZE = 1000
+PARQUET_GROUP_ROWS = 10_000
+MIN_PHASE_SECONDS = 10.0
+TARGET_RATIO = 0.9
+TARGET_RSS_MB = 250.0
+# Peak RSS may wobble by allocator noise; more than this much growth from the smallest to the
+# largest file means memory follows the file size.
+RSS_GROWTH_TOLERANCE = 0.10
+MIB = 1024 * 1024
+
+
+class BenchmarkError(RuntimeError):
+    """A measured run did not do what it was meant to; its figure would be meaningless."""
+
+
+# --- where the time and the cores went ----------------------------------------------------------
+
+
+def load_average() -> tuple[float, float, float]:
+    one, five, fifteen = os.getloadavg()
+    return (round(one, 2), round(five, 2), round(fifteen, 2))
+
+
+def say(message: str) -> None:
+    print(message, flush=True)
+
+
+def own_cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def process_cpu_seconds(pid: int) -> float:
+    """CPU time of another process (Milvus), to tell a busy server from an idle client."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    # utime and stime are fields 14 and 15 of the line; 12 and 13 after the ")".
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@dataclass
+class Measurement:
+    """One timed phase, with what both processes spent on it and the load around it."""
+
+    name: str
+    rows: int = 0
+    seconds: float = 0.0
+    client_cpu_seconds: float = 0.0
+    milvus_cpu_seconds: float = 0.0
+    load_start: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    load_end: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def rows_per_second(self) -> float:
+        return self.rows / self.seconds if self.seconds else 0.0
+
+
+def timed(name: str, milvus_pid: int, work: Callable[[], int]) -> Measurement:
+    """Run ``work`` (which returns the rows it upserted) and record its cost."""
+    measurement = Measurement(name=name, load_start=load_average())
+    say(f"  {name}: start, load {measurement.load_start}")
+    client_before, milvus_before = own_cpu_seconds(), process_cpu_seconds(milvus_pid)
+    started = time.perf_counter()
+    measurement.rows = work()
+    measurement.seconds = time.perf_counter() - started
+    measurement.client_cpu_seconds = own_cpu_seconds() - client_before
+    measurement.milvus_cpu_seconds = process_cpu_seconds(milvus_pid) - milvus_before
+    measurement.load_end = load_average()
+    say(
+        f"  {name}: {measurement.rows:,} rows in {measurement.seconds:.1f} s = "
+        f"{measurement.rows_per_second:,.0f} rows/s (client CPU {measurement.client_cpu_seconds:.1f}"
+        f" s, Milvus CPU {measurement.milvus_cpu_seconds:.1f} s), load {measurement.load_end}"
+    )
+    if measurement.seconds < MIN_PHASE_SECONDS:
+        say(f"  note: under {MIN_PHASE_SECONDS:.0f} s; raise --rows for a steadier figure")
+    return measurement
+
+
+# --- the rows -----------------------------------------------------------------------------------
+
+
+class RowSource:
+    """Row ``n`` is always the same, whatever file format carries it.
+
+    Vector values are multiples of 1/64 in [-1, 1]: exact in float32, so a Parquet float32
+    column gives back the very numbers that JSON Lines and CSV hold, every format sends the same
+    request bytes, and a row encodes to about 7 KB as a real 768-d embedding does.
+    """
+
+    def __init__(self, seed: int = 20240501) -> None:
+        generator = np.random.default_rng(seed)
+        steps = generator.integers(-64, 65, size=(VECTOR_POOL_SIZE, DIMENSION))
+        self.vectors32 = (steps / 64).astype(np.float32)
+        self.vectors: list[list[float]] = self.vectors32.tolist()
+
+    def row(self, number: int) -> dict[str, Any]:
+        return {
+            "id": number,
+            "title": f"Book {number}",
+            "emb": self.vectors[number % VECTOR_POOL_SIZE],
+        }
+
+    def rows(self, count: int) -> Iterator[dict[str, Any]]:
+        return (self.row(number) for number in range(1, count + 1))
+
+
+def write_jsonl(path: Path, source: RowSource, count: int) -> int:
+    with path.open("wb") as out:
+        for row in source.rows(count):
+            out.write(orjson.dumps(row) + b"\n")
+    return count
+
+
+def write_jsonl_of_size(path: Path, source: RowSource, target_bytes: int) -> int:
+    """Rows until the file reaches ``target_bytes``, streamed: the file never sits in memory."""
+    written = 0
+    number = 0
+    with path.open("wb") as out:
+        while written < target_bytes:
+            number += 1
+            line = orjson.dumps(source.row(number)) + b"\n"
+            out.write(line)
+            written += len(line)
+    return number
+
+
+def write_csv(path: Path, source: RowSource, count: int) -> int:
+    """A header row, then one row per entity; the vector column holds its values as JSON text."""
+    with path.open("w", encoding="utf-8", newline="") as out:
+        writer = csv.writer(out)
+        writer.writerow(["id", "title", "emb"])
+        for row in source.rows(count):
+            writer.writerow([row["id"], row["title"], orjson.dumps(row["emb"]).decode()])
+    return count
+
+
+def write_parquet(path: Path, source: RowSource, count: int) -> int:
+    """The vector as list<float32>, written in row groups of PARQUET_GROUP_ROWS rows."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    schema = pa.schema(
+        [("id", pa.int64()), ("title", pa.string()), ("emb", pa.list_(pa.float32()))]
+    )
+    with pq.ParquetWriter(path, schema) as writer:
+        for start in range(1, count + 1, PARQUET_GROUP_ROWS):
+            ids = np.arange(start, min(start + PARQUET_GROUP_ROWS, count + 1), dtype=np.int64)
+            vectors = source.vectors32[ids % VECTOR_POOL_SIZE]
+            offsets = np.arange(0, (len(ids) + 1) * DIMENSION, DIMENSION, dtype=np.int32)
+            emb = pa.ListArray.from_arrays(pa.array(offsets), pa.array(vectors.ravel()))
+            titles = pa.array([f"Book {number}" for number in ids.tolist()], type=pa.string())
+            writer.write_table(pa.table([pa.array(ids), titles, emb], schema=schema))
+    return count
+
+
+FILE_WRITERS: dict[str, tuple[str, Callable[[Path, RowSource, int], int]]] = {
+    "JSONL": ("rows.jsonl", write_jsonl),
+    "CSV": ("rows.csv", write_csv),
+    "Parquet": ("rows.parquet", write_parquet),
+}
+
+
+# --- services -----------------------------------------------------------------------------------
+
+
+def setup_django(workdir: Path) -> None:
+    """A throw-away SQLite database and media folder, set before Django reads its settings."""
+    os.environ["DATABASE_URL"] = f"sqlite:///{workdir / 'bench.sqlite3'}"
+    os.environ["MEDIA_ROOT"] = str(workdir / "media")
+    os.environ.setdefault("LOG_LEVEL", "WARNING")
+    os.environ["DJANGO_SETTINGS_MODULE"] = "console.settings"
+    import django
+    from django.core.management import call_command
+
+    django.setup()
+    call_command("migrate", verbosity=0)
+
+
+@contextlib.contextmanager
+def embedded_milvus(workdir: Path) -> Iterator[Any]:
+    from console.localservices import LocalMilvus
+
+    server = LocalMilvus(workdir)
+    server.server.show_startup_banner = False
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()
+
+
+def fresh_collection(milvus: Any) -> None:
+    """A new empty collection per phase, so no phase pays for the deletes an earlier one left."""
+    from console.localservices import create_collection
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        create_collection(host="127.0.0.1", port=milvus.port, name=COLLECTION, fields=FIELDS)
+
+
+def milvus_pid(milvus: Any) -> int:
+    return int(milvus.server.server_proc.pid)
+
+
+# --- (a) the raw REST limit ---------------------------------------------------------------------
+
+
+def encode_bodies(client: Any, source: RowSource, count: int) -> tuple[list[bytes], list[int]]:
+    """Request bodies of BATCH_ROWS rows each, encoded before the clock starts."""
+    bodies: list[bytes] = []
+    sizes: list[int] = []
+    rows = source.rows(count)
+    while chunk := list(itertools.islice(rows, BATCH_ROWS)):
+        bodies.append(client.encode_upsert_body(database="", collection=COLLECTION, rows=chunk))
+        sizes.append(len(chunk))
+    return bodies, sizes
+
+
+def post_bodies(
+    client: Any, bodies: list[bytes], sizes: list[int], in_flight: int, min_seconds: float
+) -> int:
+    """Post every body at least once, and keep cycling through them until ``min_seconds``.
+
+    Each thread takes the next body as soon as its last answer came back, so exactly
+    ``in_flight`` requests are outstanding; returns the rows Milvus said it upserted.
+    """
+    order = itertools.count()  # next() on a count is atomic under the GIL
+    deadline = time.perf_counter() + min_seconds
+    stop = threading.Event()
+
+    def worker() -> int:
+        upserted = 0
+        while not stop.is_set():
+            index = next(order)
+            if index >= len(bodies) and time.perf_counter() >= deadline:
+                break
+            body_index = index % len(bodies)
+            result = client.upsert(database="", collection="", body=bodies[body_index])
+            if result.upsert_count != sizes[body_index]:
+                raise BenchmarkError(
+                    f"Milvus upserted {result.upsert_count} of {sizes[body_index]} rows"
+                )
+            upserted += result.upsert_count
+        return upserted
+
+    with ThreadPoolExecutor(max_workers=in_flight) as pool:
+        futures = [pool.submit(worker) for _ in range(in_flight)]
+        try:
+            return sum(future.result() for future in futures)
+        finally:
+            stop.set()
+
+
+def measure_raw_limit(
+    milvus: Any, source: RowSource, rows: int, min_seconds: float
+) -> list[Measurement]:
+    from upserts.milvus.client import ClusterClient, ClusterConfig, make_session
+
+    session = make_session()
+    client = ClusterClient(ClusterConfig(base_url=milvus.url), session=session)
+    try:
+        bodies, sizes = encode_bodies(client, source, rows)
+        total_bytes = sum(map(len, bodies))
+        bytes_per_row = total_bytes / sum(sizes)
+        say(
+            f"  {len(bodies)} bodies of up to {BATCH_ROWS} rows, {total_bytes / MIB:,.1f} MiB, "
+            f"{bytes_per_row:,.0f} bytes a row"
+        )
+        results = []
+        for in_flight in IN_FLIGHT_LEVELS:
+            fresh_collection(milvus)
+            measurement = timed(
+                f"raw REST, {in_flight} in flight",
+                milvus_pid(milvus),
+                lambda n=in_flight: post_bodies(client, bodies, sizes, n, min_seconds),
+            )
+            measurement.extra = {"in_flight": in_flight, "body_bytes_per_row": bytes_per_row}
+            results.append(measurement)
+        return results
+    finally:
+        session.close()
+
+
+# --- (b) the pipeline ---------------------------------------------------------------------------
+
+
+def bench_cluster(milvus: Any) -> Any:
+    from upserts.models import ClusterEndpoint
+
+    cluster, _ = ClusterEndpoint.objects.update_or_create(
+        name=CLUSTER_NAME, defaults={"base_url": milvus.url}
+    )
+    return cluster
+
+
+def run_job_to_end(job_id: int) -> None:
+    """What a worker does, slice after slice, in this process."""
+    from upserts.services.pipeline import SliceOutcome, run_job_slice
+
+    while (outcome := run_job_slice(job_id)) is not SliceOutcome.FINISHED:
+        if outcome is SliceOutcome.BUSY:
+            time.sleep(1)
+
+
+def check_job_upserted_all(job_id: int, rows: int) -> None:
+    from upserts.models import JobStatus, UpsertJob
+
+    job = UpsertJob.objects.get(pk=job_id)
+    if job.status != JobStatus.SUCCEEDED or job.rows_upserted != rows or job.rows_failed:
+        raise BenchmarkError(
+            f"job {job_id} ended {job.status} with {job.rows_upserted:,} of {rows:,} rows "
+            f"upserted and {job.rows_failed:,} failed: {job.error_message[:300]}"
+        )
+
+
+def measure_pipeline(
+    milvus: Any, path: Path, label: str, rows: int, in_flight: int
+) -> Measurement:
+    """One job through create_job and run_job_slice; only the run is timed, not the upload."""
+    from upserts.services.uploads import create_job
+
+    fresh_collection(milvus)
+    with path.open("rb") as source:
+        job = create_job(
+            source=source,
+            filename=path.name,
+            cluster=bench_cluster(milvus),
+            collection_name=COLLECTION,
+            batch_size=BATCH_ROWS,
+            max_in_flight=in_flight,
+        )
+
+    def run() -> int:
+        run_job_to_end(job.pk)
+        return rows
+
+    measurement = timed(f"pipeline, {label}", milvus_pid(milvus), run)
+    check_job_upserted_all(job.pk, rows)
+    measurement.extra = {"in_flight": in_flight, "file_bytes": path.stat().st_size, "job": job.pk}
+    return measurement
+
+
+# --- (c) peak memory of a job's process ---------------------------------------------------------
+
+
+@dataclass
+class RssMeasurement:
+    target_mb: int
+    file_mb: float
+    rows: int
+    peak_rss_mb: float
+    seconds: float
+    cpu_seconds: float
+    load_start: tuple[float, float, float]
+    load_end: tuple[float, float, float]
+
+    @property
+    def rows_per_second(self) -> float:
+        return self.rows / self.seconds if self.seconds else 0.0
+
+
+def run_and_reap(command: list[str], log: IO[bytes]) -> tuple[int, resource.struct_rusage]:
+    """Run a child to its end and return its exit code and its own resource usage.
+
+    wait4 gives the usage of that one child; RUSAGE_CHILDREN would be the maximum over every
+    child reaped so far, which hides a smaller second run behind a bigger first one.
+    """
+    process = subprocess.Popen(
+        command, cwd=PROJECT_ROOT, env=os.environ.copy(), stdout=log, stderr=subprocess.STDOUT
+    )
+    try:
+        _, status, usage = os.wait4(process.pid, 0)
+        process.returncode = os.waitstatus_to_exitcode(status)
+        return process.returncode, usage
+    finally:
+        if process.returncode is None:
+            process.kill()
+            process.wait()
+
+
+def measure_rss(
+    milvus: Any, source: RowSource, workdir: Path, target_mb: int, in_flight: int
+) -> RssMeasurement:
+    """``manage.py upsert --here`` on a generated JSON Lines file, in a process of its own."""
+    from django.db import connections
+
+    from upserts.models import UpsertJob
+
+    path = workdir / f"rss-{target_mb}mb.jsonl"
+    log_path = workdir / f"rss-{target_mb}mb.log"
+    try:
+        rows = write_jsonl_of_size(path, source, target_mb * MIB)
+        file_mb = path.stat().st_size / MIB
+        say(f"  {path.name}: {rows:,} rows, {file_mb:,.0f} MiB")
+        fresh_collection(milvus)
+        bench_cluster(milvus)
+        connections.close_all()
+        command = [
+            sys.executable, "manage.py", "upsert", str(path), "--cluster", CLUSTER_NAME,
+            "--collection", COLLECTION, "--here", "--batch-size", str(BATCH_ROWS),
+            "--in-flight", str(in_flight),
+        ]  # fmt: skip
+        load_start = load_average()
+        say(f"  RSS {target_mb} MB: start, load {load_start}")
+        started = time.perf_counter()
+        with log_path.open("wb") as log:
+            code, usage = run_and_reap(command, log)
+        seconds = time.perf_counter() - started
+        load_end = load_average()
+        if code != 0:
+            tail = log_path.read_text(errors="replace")[-2000:]
+            raise BenchmarkError(f"manage.py upsert exited with {code}:\n{tail}")
+        job = UpsertJob.objects.order_by("-pk").first()
+        assert job is not None
+        check_job_upserted_all(job.pk, rows)
+        measurement = RssMeasurement(
+            target_mb=target_mb,
+            file_mb=file_mb,
+            rows=rows,
+            peak_rss_mb=usage.ru_maxrss / 1024,  # kilobytes on Linux
+            seconds=seconds,
+            cpu_seconds=usage.ru_utime + usage.ru_stime,
+            load_start=load_start,
+            load_end=load_end,
+        )
+        say(
+            f"  RSS {target_mb} MB: peak {measurement.peak_rss_mb:,.0f} MB, {rows:,} rows in "
+            f"{seconds:.0f} s ({measurement.rows_per_second:,.0f} rows/s incl. upload copy and "
+            f"process start), load {load_end}"
+        )
+        _delete_stored_upload(job)
+        return measurement
+    finally:
+        path.unlink(missing_ok=True)
+
+
+def _delete_stored_upload(job: Any) -> None:
+    """create_job copied the file into MEDIA_ROOT; a gigabyte copy need not wait for the end."""
+    job.source_file.storage.delete(job.source_file.name)
+
+
+# --- report -------------------------------------------------------------------------------------
+
+
+def summary_table(
+    raw: list[Measurement], pipeline: list[Measurement], rss: list[RssMeasurement]
+) -> str:
+    best = max(raw, key=lambda m: m.rows_per_second)
+    lines = [
+        f"{'phase':<28}{'rows':>9}{'s':>8}{'rows/s':>9}{'vs limit':>10}"
+        f"{'client CPU':>12}{'Milvus CPU':>12}  load start → end",
+    ]
+    for measurement in [*raw, *pipeline]:
+        ratio = measurement.rows_per_second / best.rows_per_second
+        lines.append(
+            f"{measurement.name:<28}{measurement.rows:>9,}{measurement.seconds:>8.1f}"
+            f"{measurement.rows_per_second:>9,.0f}{ratio:>10.2f}"
+            f"{measurement.client_cpu_seconds:>11.1f}s{measurement.milvus_cpu_seconds:>11.1f}s"
+            f"  {measurement.load_start[0]:.2f} → {measurement.load_end[0]:.2f}"
+        )
+    lines.append(
+        f"limit: {best.rows_per_second:,.0f} rows/s at {best.extra['in_flight']} in flight; "
+        f"pipeline target ≥ {TARGET_RATIO:.2f} of it"
+    )
+    if rss:
+        lines.append("")
+        lines.append(
+            f"{'RSS run (JSONL)':<28}{'rows':>9}{'s':>8}{'rows/s':>9}{'peak RSS':>12}"
+            f"{'CPU':>8}  load start → end"
+        )
+        for item in rss:
+            lines.append(
+                f"{f'{item.file_mb:,.0f} MiB file':<28}{item.rows:>9,}{item.seconds:>8.0f}"
+                f"{item.rows_per_second:>9,.0f}{item.peak_rss_mb:>9,.0f} MB"
+                f"{item.cpu_seconds:>7.0f}s  {item.load_start[0]:.2f} → {item.load_end[0]:.2f}"
+            )
+        lines.append(rss_verdict(rss))
+    return "\n".join(lines)
+
+
+def rss_verdict(rss: list[RssMeasurement]) -> str:
+    smallest = min(rss, key=lambda item: item.file_mb)
+    largest = max(rss, key=lambda item: item.file_mb)
+    growth = largest.peak_rss_mb - smallest.peak_rss_mb
+    grows = growth > RSS_GROWTH_TOLERANCE * smallest.peak_rss_mb
+    under = all(item.peak_rss_mb < TARGET_RSS_MB for item in rss)
+    return (
+        f"peak RSS {'GROWS' if grows else 'does not grow'} with file size "
+        f"({smallest.peak_rss_mb:,.0f} → {largest.peak_rss_mb:,.0f} MB, {growth:+,.0f} MB for "
+        f"{largest.file_mb / smallest.file_mb:.0f}× the file); "
+        f"{'under' if under else 'OVER'} the {TARGET_RSS_MB:.0f} MB target"
+    )
+
+
+def figures(
+    args: argparse.Namespace,
+    raw: list[Measurement],
+    pipeline: list[Measurement],
+    rss: list[RssMeasurement],
+    loads: dict[str, tuple[float, float, float]],
+) -> dict[str, Any]:
+    best = max(raw, key=lambda m: m.rows_per_second)
+
+    def entry(measurement: Measurement) -> dict[str, Any]:
+        return {
+            **asdict(measurement),
+            "rows_per_second": measurement.rows_per_second,
+            "ratio_to_limit": measurement.rows_per_second / best.rows_per_second,
+        }
+
+    return {
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+        "options": vars(args),
+        "load_average": loads,
+        "raw_rest": [entry(m) for m in raw],
+        "limit_rows_per_second": best.rows_per_second,
+        "limit_in_flight": best.extra["in_flight"],
+        "pipeline": [entry(m) for m in pipeline],
+        "rss": [{**asdict(item), "rows_per_second": item.rows_per_second} for item in rss],
+        "rss_verdict": rss_verdict(rss) if rss else None,
+    }
+
+
+# --- the run ------------------------------------------------------------------------------------
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rows", type=int, default=20_000, help="rows per phase (default 20000)")
+    parser.add_argument(
+        "--min-raw-seconds",
+        type=float,
+        default=MIN_PHASE_SECONDS,
+        help="each raw REST phase cycles through its bodies for at least this long",
+    )
+    parser.add_argument(
+        "--rss-sizes",
+        default="100,1000",
+        help="JSON Lines file sizes in MiB for the peak-RSS runs (default 100,1000)",
+    )
+    parser.add_argument("--skip-rss", action="store_true", help="leave out the peak-RSS runs")
+    parser.add_argument("--json-out", type=Path, help="also write the figures as JSON here")
+    args = parser.parse_args(argv)
+    args.rss_sizes = [int(size) for size in args.rss_sizes.split(",") if size.strip()]
+    return args
+
+
+def raise_on_sigterm() -> None:
+    """Let a SIGTERM unwind through the finally blocks that stop Milvus and delete files."""
+
+    def handler(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    signal.signal(signal.SIGTERM, handler)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    raise_on_sigterm()
+    loads = {"start": load_average()}
+    say(f"load average at start: {loads['start']} on {os.cpu_count()} CPUs")
+    workdir = Path(tempfile.mkdtemp(prefix="bench-pipeline-"))
+    try:
+        setup_django(workdir)
+        source = RowSource()
+        with embedded_milvus(workdir / "milvus") as milvus:
+            say(f"Milvus at {milvus.url} (pid {milvus_pid(milvus)})")
+            say("(a) raw REST limit")
+            raw = measure_raw_limit(milvus, source, args.rows, args.min_raw_seconds)
+            best = max(raw, key=lambda m: m.rows_per_second)
+            in_flight = best.extra["in_flight"]
+            say(f"(b) pipeline, batch {BATCH_ROWS}, {in_flight} in flight")
+            pipeline = []
+            for label, (filename, write) in FILE_WRITERS.items():
+                path = workdir / filename
+                write(path, source, args.rows)
+                pipeline.append(measure_pipeline(milvus, path, label, args.rows, in_flight))
+                path.unlink()
+            rss: list[RssMeasurement] = []
+            if not args.skip_rss:
+                say("(c) peak RSS of manage.py upsert --here")
+                for size in args.rss_sizes:
+                    rss.append(measure_rss(milvus, source, workdir, size, in_flight))
+        loads["end"] = load_average()
+        say("")
+        say(summary_table(raw, pipeline, rss))
+        say(f"load average: start {loads['start']}, end {loads['end']}")
+        if args.json_out:
+            args.json_out.write_text(
+                json.dumps(figures(args, raw, pipeline, rss, loads), indent=2, default=str)
+            )
+            say(f"figures written to {args.json_out}")
+        return 0
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,153 @@
+"""What a person sees before starting a job: the first rows checked against the live schema.
+
+Also the row estimate that progress bars and ETAs rest on, measured from the first rows.
+"""
+
+import io
+import re
+from dataclasses import dataclass, field
+from typing import IO, Any, BinaryIO, cast
+
+import pyarrow.parquet as pq
+
+from upserts.milvus.errors import ClusterError
+from upserts.milvus.schema import CollectionSchema
+from upserts.models import UpsertJob
+from upserts.readers import FileFormatError, read_rows
+from upserts.services.clusters import client_for
+from upserts.validation import EntityValidator, coerce_text_values, schema_warnings
+
+_FIELD_IN_PROBLEM = re.compile(r"field `([^`]+)`")
+_ESTIMATE_SAMPLE_ROWS = 2000
+_ESTIMATE_SAMPLE_BYTES = 4 * 1024 * 1024
+
+
+@dataclass
+class PreviewRow:
+    number: int
+    values: dict[str, Any] = field(default_factory=dict)
+    # Problems by field name; problems of the row as a whole under "".
+    problems: dict[str, list[str]] = field(default_factory=dict)
+
+    @property
+    def is_valid(self) -> bool:
+        return not self.problems
+
+
+@dataclass
+class Preview:
+    job: UpsertJob
+    rows: list[PreviewRow] = field(default_factory=list)
+    columns: list[str] = field(default_factory=list)
+    schema: CollectionSchema | None = None
+    warnings: list[str] = field(default_factory=list)
+    target_error: str = ""
+    file_error: str = ""
+
+    @property
+    def can_start(self) -> bool:
+        blocking = self.schema is not None and (
+            self.schema.auto_id or not any(f.is_primary for f in self.schema.fields)
+        )
+        return not (self.target_error or self.file_error or blocking)
+
+    @property
+    def invalid_rows(self) -> int:
+        return sum(not row.is_valid for row in self.rows)
+
+
+def preview_job(job: UpsertJob, *, limit: int = 20) -> Preview:
+    """The first ``limit`` rows of the job's file, each checked against the collection."""
+    preview = Preview(job=job)
+    try:
+        preview.schema = client_for(job.cluster).describe_collection(
+            job.database_name, job.collection_name
+        )
+    except ClusterError as exc:
+        preview.target_error = str(exc)
+    validator = EntityValidator(preview.schema) if preview.schema else None
+    if preview.schema is not None:
+        preview.warnings = schema_warnings(preview.schema)
+        preview.columns = [f.name for f in preview.schema.fields]
+    try:
+        with job.source_file.open("rb") as source:
+            for row in read_rows(
+                source,
+                file_format=job.file_format,
+                gzipped=job.is_gzipped,
+                filename=job.original_filename,
+            ):
+                preview.rows.append(_preview_row(row.number, row.entity, row.error, job, validator))
+                if len(preview.rows) >= limit:
+                    break
+    except FileFormatError as exc:
+        preview.file_error = str(exc)
+    for checked in preview.rows:
+        for name in checked.values:
+            if name not in preview.columns:
+                preview.columns.append(name)
+    return preview
+
+
+def _preview_row(
+    number: int,
+    entity: dict[str, Any] | None,
+    error: str | None,
+    job: UpsertJob,
+    validator: EntityValidator | None,
+) -> PreviewRow:
+    if error is not None or entity is None:
+        return PreviewRow(number=number, problems={"": [error or "unreadable row"]})
+    if validator is not None and job.file_format == "csv":
+        entity = coerce_text_values(entity, validator.schema)
+    row = PreviewRow(number=number, values=entity)
+    for problem in validator.check(entity) if validator else []:
+        match = _FIELD_IN_PROBLEM.search(problem)
+        row.problems.setdefault(match.group(1) if match else "", []).append(problem)
+    return row
+
+
+class _CountingReader(io.RawIOBase):
+    """Counts the bytes the readers take from the stored (maybe compressed) file."""
+
+    def __init__(self, inner: IO[bytes]) -> None:
+        self.inner = inner
+        self.bytes_read = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        data = self.inner.read(len(buffer))
+        buffer[: len(data)] = data
+        self.bytes_read += len(data)
+        return len(data)
+
+
+def _consumed(counter: BinaryIO) -> int:
+    return cast(_CountingReader, counter).bytes_read
+
+
+def estimate_rows(
+    source: IO[bytes], *, file_format: str, gzipped: bool, size_bytes: int
+) -> int | None:
+    """Rows in the file: exact for Parquet and for small files, else scaled from a sample."""
+    source.seek(0)
+    try:
+        if file_format == "parquet" and not gzipped:
+            return int(pq.ParquetFile(source).metadata.num_rows)
+        counter = cast(BinaryIO, _CountingReader(source))
+        sampled = 0
+        reached_end = True
+        for _ in read_rows(counter, file_format=file_format, gzipped=gzipped, filename="sample"):
+            sampled += 1
+            if sampled >= _ESTIMATE_SAMPLE_ROWS or _consumed(counter) >= _ESTIMATE_SAMPLE_BYTES:
+                reached_end = False
+                break
+        if reached_end or not _consumed(counter):
+            return sampled
+        return max(sampled, round(sampled * size_bytes / _consumed(counter)))
+    except (FileFormatError, OSError, ValueError):
+        return None
+    finally:
+        source.seek(0)
