@@ -38,3 +38,12 @@ def make_job(
     job.source_file.save(job.original_filename, ContentFile(content), save=False)
     job.save()
     return job
+
+
+def make_user_with_role(username: str, role: str) -> AbstractUser:
+    """A staff user in one of the console's role groups (upserts.roles)."""
+    from django.contrib.auth.models import Group
+
+    user = make_user(username)
+    user.groups.add(Group.objects.get(name=role))
+    return user

@@ -207,6 +207,7 @@ class UpsertJob(models.Model):
     class Meta:
         ordering = ["-created_at", "-id"]
         indexes = [models.Index(fields=["cluster", "collection_name"])]
+        permissions = [("operate_upsertjob", "Can upload files and cancel, resume or retry jobs")]
 
     def __str__(self) -> str:
         return f"Job {self.pk}: {self.original_filename} → {self.collection_name}"

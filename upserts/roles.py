@@ -1,0 +1,51 @@
+"""The console's roles, as Django groups of model permissions.
+
+Viewers read jobs, clusters and the audit trail; operators also upload files and cancel,
+resume and retry jobs; cluster admins also register, change, test and delete clusters.
+Everything also requires a staff account. Superusers have every permission.
+"""
+
+from typing import Any
+
+VIEW_JOBS = "upserts.view_upsertjob"
+OPERATE_JOBS = "upserts.operate_upsertjob"
+VIEW_CLUSTERS = "upserts.view_clusterendpoint"
+MANAGE_CLUSTERS = "upserts.change_clusterendpoint"
+VIEW_AUDIT = "upserts.view_auditevent"
+
+VIEWERS = "Viewers"
+OPERATORS = "Operators"
+CLUSTER_ADMINS = "Cluster admins"
+
+_VIEWER_CODENAMES = [
+    "view_upsertjob",
+    "view_upsertbatch",
+    "view_failedrow",
+    "view_clusterendpoint",
+    "view_auditevent",
+]
+_OPERATOR_CODENAMES = [*_VIEWER_CODENAMES, "operate_upsertjob"]
+_CLUSTER_ADMIN_CODENAMES = [
+    *_OPERATOR_CODENAMES,
+    "add_clusterendpoint",
+    "change_clusterendpoint",
+    "delete_clusterendpoint",
+]
+
+ROLE_CODENAMES: dict[str, list[str]] = {
+    VIEWERS: _VIEWER_CODENAMES,
+    OPERATORS: _OPERATOR_CODENAMES,
+    CLUSTER_ADMINS: _CLUSTER_ADMIN_CODENAMES,
+}
+
+
+def ensure_role_groups(**kwargs: Any) -> None:
+    """Create the role groups with their permissions (run after every migrate)."""
+    from django.contrib.auth.models import Group, Permission
+
+    for role, codenames in ROLE_CODENAMES.items():
+        group, _ = Group.objects.get_or_create(name=role)
+        permissions = Permission.objects.filter(
+            content_type__app_label="upserts", codename__in=codenames
+        )
+        group.permissions.set(permissions)
