@@ -128,11 +128,20 @@ def test_job_walks_the_happy_path_of_its_state_machine():
 
 
 def test_job_with_failed_rows_finishes_as_partially_failed():
-    job = make_job(status=JobStatus.RUNNING, rows_failed=3)
+    job = make_job(status=JobStatus.RUNNING, rows_failed=3, rows_upserted=7)
 
     jobs.mark_finished(job)
 
     assert job.status == JobStatus.PARTIALLY_FAILED
+
+
+def test_job_whose_every_row_failed_finishes_as_failed_and_says_why():
+    job = make_job(status=JobStatus.RUNNING, rows_failed=3, rows_upserted=0)
+
+    jobs.mark_finished(job)
+
+    assert job.status == JobStatus.FAILED
+    assert job.error_message == "No row landed: all 3 rows failed; see the failed rows."
 
 
 @pytest.mark.parametrize(

@@ -37,10 +37,18 @@ def mark_running(job: UpsertJob) -> UpsertJob:
 
 
 def mark_finished(job: UpsertJob) -> UpsertJob:
-    """Succeeded when no row failed, partially failed otherwise."""
-    job.refresh_from_db(fields=["rows_failed"])
-    to = JobStatus.PARTIALLY_FAILED if job.rows_failed else JobStatus.SUCCEEDED
-    return _transition(job, to, finished_at=timezone.now())
+    """Succeeded when no row failed, partially failed when some did, failed when all did."""
+    job.refresh_from_db(fields=["rows_failed", "rows_upserted"])
+    if not job.rows_failed:
+        return _transition(job, JobStatus.SUCCEEDED, finished_at=timezone.now())
+    if job.rows_upserted:
+        return _transition(job, JobStatus.PARTIALLY_FAILED, finished_at=timezone.now())
+    return _transition(
+        job,
+        JobStatus.FAILED,
+        finished_at=timezone.now(),
+        error_message=f"No row landed: all {job.rows_failed:,} rows failed; see the failed rows.",
+    )
 
 
 def mark_failed(job: UpsertJob, message: str) -> UpsertJob:

@@ -18,7 +18,8 @@ from upserts.services.clusters import client_for
 from upserts.validation import EntityValidator, coerce_text_values, schema_warnings
 
 _FIELD_IN_PROBLEM = re.compile(r"field `([^`]+)`")
-_ESTIMATE_SAMPLE_ROWS = 2000
+# Read-ahead (up to 256 KiB) counts as consumed, so the sample must be much larger than that.
+_ESTIMATE_SAMPLE_ROWS = 100_000
 _ESTIMATE_SAMPLE_BYTES = 4 * 1024 * 1024
 
 
