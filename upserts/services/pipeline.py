@@ -13,6 +13,7 @@ import logging
 import time
 import uuid
 from collections import deque
+from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -160,85 +161,17 @@ def _describe_with_retries(job: UpsertJob) -> CollectionSchema:
 
 
 def _send_rows(job: UpsertJob, schema: CollectionSchema, token: str) -> SliceOutcome:
-    deadline = time.monotonic() + settings.UPSERT_TASK_SLICE_SECONDS
-    client = client_for(job.cluster)
-    policy = retry_policy()
-    validator = EntityValidator(schema)
-    coerce = job.file_format == "csv"
-    primary = schema.primary_field.name
-    prefix = client.upsert_body_prefix(
-        database=job.database_name, collection=job.collection_name, partition=job.partition_name
-    )
-    in_flight: deque[tuple[PendingBatch, Future[BatchOutcome]]] = deque()
-    stop_reason: str | None = None
-
-    def submit(batch: PendingBatch) -> None:
-        """Send the batch; when the in-flight window is full, first commit the oldest result."""
-        while len(in_flight) >= job.max_in_flight or any(
-            batch.keys & earlier.keys for earlier, _ in in_flight
-        ):
-            commit_oldest()
-        future: Future[BatchOutcome]
-        if batch.encoded:
-            future = executor.submit(
-                send_batch, client, body_prefix=prefix, encoded_rows=batch.encoded, policy=policy
-            )
-        else:
-            future = Future()
-            future.set_result(BatchOutcome())
-        in_flight.append((batch, future))
-
-    def commit_oldest() -> None:
-        batch, future = in_flight.popleft()
-        _commit_batch(job, batch, future.result(), token)
-
-    executor = ThreadPoolExecutor(max_workers=job.max_in_flight, thread_name_prefix="upsert")
-    try:
-        with job.source_file.open("rb") as source:
-            rows = read_rows(
-                source,
-                file_format=job.file_format,
-                gzipped=job.is_gzipped,
-                filename=job.original_filename,
-                start_after=job.checkpoint_row,
-                max_decompressed_bytes=settings.UPLOAD_MAX_DECOMPRESSED_BYTES,
-            )
-            batch = PendingBatch(sequence=job.batches_done + 1, first_row=job.checkpoint_row + 1)
-            for row in rows:
-                closed = False
-                prepared = _prepare_row(job, row, validator, coerce)
-                if isinstance(prepared, FailedRow):
-                    batch.failures.append(prepared)
-                else:
-                    key = prepared[0][primary]
-                    if key in batch.keys or (
-                        batch.encoded and batch.size_bytes + len(prepared[1]) > job.max_batch_bytes
-                    ):
-                        # A repeated key, or a row that would push the batch over its byte
-                        # budget, opens the next batch.
-                        submit(batch)
-                        closed = True
-                        batch = PendingBatch(sequence=batch.sequence + 1, first_row=row.number)
-                    batch.add(row.number, key, *prepared)
-                batch.last_row = row.number
-                if (
-                    len(batch.encoded) >= job.batch_size
-                    or batch.rows_in_range >= 4 * job.batch_size
-                ):
-                    submit(batch)
-                    closed = True
-                    batch = PendingBatch(sequence=batch.sequence + 1, first_row=row.number + 1)
-                if closed:
-                    stop_reason = _reason_to_stop(job, deadline)
-                    if stop_reason:
-                        break
-            if not stop_reason and batch.last_row:
-                submit(batch)
-        while in_flight:
-            commit_oldest()
-    finally:
-        executor.shutdown(wait=True, cancel_futures=True)
-
+    run = _SliceRun(job, schema, token)
+    with job.source_file.open("rb") as source:
+        rows = read_rows(
+            source,
+            file_format=job.file_format,
+            gzipped=job.is_gzipped,
+            filename=job.original_filename,
+            start_after=job.checkpoint_row,
+            max_decompressed_bytes=settings.UPLOAD_MAX_DECOMPRESSED_BYTES,
+        )
+        stop_reason = run.send(rows)
     if stop_reason == "cancel":
         _cancel(job)
         return SliceOutcome.FINISHED
@@ -246,6 +179,115 @@ def _send_rows(job: UpsertJob, schema: CollectionSchema, token: str) -> SliceOut
         return SliceOutcome.CONTINUE
     _finish(job)
     return SliceOutcome.FINISHED
+
+
+class _SliceRun:
+    """One slice's batches: built in file order, sent with a bounded window, committed in order."""
+
+    def __init__(self, job: UpsertJob, schema: CollectionSchema, token: str) -> None:
+        self.job = job
+        self.token = token
+        self.deadline = time.monotonic() + settings.UPSERT_TASK_SLICE_SECONDS
+        self.client = client_for(job.cluster)
+        self.policy = retry_policy()
+        self.validator = EntityValidator(schema)
+        self.coerce = job.file_format == "csv"
+        self.primary = schema.primary_field.name
+        self.prefix = self.client.upsert_body_prefix(
+            database=job.database_name, collection=job.collection_name, partition=job.partition_name
+        )
+        self.in_flight: deque[tuple[PendingBatch, Future[BatchOutcome]]] = deque()
+        self.batch = PendingBatch(sequence=job.batches_done + 1, first_row=job.checkpoint_row + 1)
+
+    def send(self, rows: Iterator[SourceRow]) -> str | None:
+        """Send every row (or until a cancel or the slice's end); the reason it stopped early.
+
+        When the file breaks part-way (FileFormatError), the rows before the break are still
+        sent and committed before the error goes up.
+        """
+        self._executor = ThreadPoolExecutor(
+            max_workers=self.job.max_in_flight, thread_name_prefix="upsert"
+        )
+        stop_reason: str | None = None
+        try:
+            try:
+                for row in rows:
+                    if self._add(row):
+                        stop_reason = _reason_to_stop(self.job, self.deadline)
+                        if stop_reason:
+                            break
+            except FileFormatError:
+                self._close_batch()
+                self._drain()
+                raise
+            if not stop_reason:
+                self._close_batch()
+            self._drain()
+        finally:
+            self._executor.shutdown(wait=True, cancel_futures=True)
+        return stop_reason
+
+    def _add(self, row: SourceRow) -> bool:
+        """Put the row in the current batch; True when a batch was closed and sent."""
+        closed = False
+        batch = self.batch
+        prepared = _prepare_row(self.job, row, self.validator, self.coerce)
+        if isinstance(prepared, FailedRow):
+            batch.failures.append(prepared)
+        else:
+            key = prepared[0][self.primary]
+            too_big = (
+                batch.encoded and batch.size_bytes + len(prepared[1]) > self.job.max_batch_bytes
+            )
+            if key in batch.keys or too_big:
+                # A repeated key, or a row that would push the batch over its byte budget,
+                # opens the next batch.
+                self._submit(batch)
+                closed = True
+                batch = self.batch = PendingBatch(sequence=batch.sequence + 1, first_row=row.number)
+            batch.add(row.number, key, *prepared)
+        batch.last_row = row.number
+        if (
+            len(batch.encoded) >= self.job.batch_size
+            or batch.rows_in_range >= 4 * self.job.batch_size
+        ):
+            self._submit(batch)
+            closed = True
+            self.batch = PendingBatch(sequence=batch.sequence + 1, first_row=row.number + 1)
+        return closed
+
+    def _close_batch(self) -> None:
+        if self.batch.last_row:
+            self._submit(self.batch)
+
+    def _submit(self, batch: PendingBatch) -> None:
+        """Send the batch; while the window is full, or a batch in flight shares a key with
+        this one, first commit the oldest result."""
+        while len(self.in_flight) >= self.job.max_in_flight or any(
+            batch.keys & earlier.keys for earlier, _ in self.in_flight
+        ):
+            self._commit_oldest()
+        future: Future[BatchOutcome]
+        if batch.encoded:
+            future = self._executor.submit(
+                send_batch,
+                self.client,
+                body_prefix=self.prefix,
+                encoded_rows=batch.encoded,
+                policy=self.policy,
+            )
+        else:
+            future = Future()
+            future.set_result(BatchOutcome())
+        self.in_flight.append((batch, future))
+
+    def _commit_oldest(self) -> None:
+        batch, future = self.in_flight.popleft()
+        _commit_batch(self.job, batch, future.result(), self.token)
+
+    def _drain(self) -> None:
+        while self.in_flight:
+            self._commit_oldest()
 
 
 def _prepare_row(

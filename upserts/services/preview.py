@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import IO, Any, BinaryIO, cast
 
 import pyarrow.parquet as pq
+from django.conf import settings
 
 from upserts.milvus.errors import ClusterError
 from upserts.milvus.schema import CollectionSchema
@@ -130,17 +131,34 @@ def _consumed(counter: BinaryIO) -> int:
 
 
 def estimate_rows(
-    source: IO[bytes], *, file_format: str, gzipped: bool, size_bytes: int
+    source: IO[bytes], *, file_format: str, gzipped: bool, size_bytes: int, filename: str
 ) -> int | None:
-    """Rows in the file: exact for Parquet and for small files, else scaled from a sample."""
+    """Rows in the file: exact for Parquet and for small files, else scaled from a sample.
+
+    Raises FileFormatError when not even the first row can be read, so such a file is refused
+    at upload; a problem further in is left for the job to meet after the rows before it.
+    """
     source.seek(0)
+    sampled = 0
     try:
         if file_format == "parquet" and not gzipped:
-            return int(pq.ParquetFile(source).metadata.num_rows)
+            try:
+                return int(pq.ParquetFile(source).metadata.num_rows)
+            except (OSError, ValueError) as exc:
+                raise FileFormatError(
+                    f"{filename}: not a readable Parquet file ({exc}). Export it again as "
+                    "Parquet, or upload it as JSON Lines or CSV."
+                ) from exc
         counter = cast(BinaryIO, _CountingReader(source))
-        sampled = 0
         reached_end = True
-        for _ in read_rows(counter, file_format=file_format, gzipped=gzipped, filename="sample"):
+        rows = read_rows(
+            counter,
+            file_format=file_format,
+            gzipped=gzipped,
+            filename=filename,
+            max_decompressed_bytes=settings.UPLOAD_MAX_DECOMPRESSED_BYTES,
+        )
+        for _ in rows:
             sampled += 1
             if sampled >= _ESTIMATE_SAMPLE_ROWS or _consumed(counter) >= _ESTIMATE_SAMPLE_BYTES:
                 reached_end = False
@@ -148,7 +166,9 @@ def estimate_rows(
         if reached_end or not _consumed(counter):
             return sampled
         return max(sampled, round(sampled * size_bytes / _consumed(counter)))
-    except (FileFormatError, OSError, ValueError):
-        return None
+    except FileFormatError:
+        if sampled:
+            return None
+        raise
     finally:
         source.seek(0)

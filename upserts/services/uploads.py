@@ -9,10 +9,14 @@ from django.contrib.auth.models import AnonymousUser
 from django.core.files import File
 from django.db import transaction
 
+from upserts.milvus.errors import ClusterError
+from upserts.milvus.schema import CollectionSchema
 from upserts.models import AuditAction, ClusterEndpoint, UpsertJob
 from upserts.readers import HEAD_BYTES, FileFormatError, detect_format
 from upserts.services.audit import record_event
+from upserts.services.clusters import describe_collection
 from upserts.services.preview import estimate_rows
+from upserts.validation import blocking_schema_problems
 
 _HASH_CHUNK = 1024 * 1024
 
@@ -30,6 +34,28 @@ def _size_and_sha256(source: IO[bytes]) -> tuple[int, str]:
         size += len(chunk)
     source.seek(0)
     return size, digest.hexdigest()
+
+
+def check_upload_target(
+    *, cluster: ClusterEndpoint, collection_name: str, database_name: str = ""
+) -> CollectionSchema:
+    """The target collection's schema, if it can take upserts at all.
+
+    Asks the cluster, so a missing collection or an autoID collection (which Milvus never lets
+    anyone upsert into) is refused on the upload form instead of failing a job later.
+    """
+    if not cluster.is_enabled:
+        raise UploadRejected(f"Cluster {cluster.name} is disabled; it takes no new jobs.")
+    try:
+        schema = describe_collection(cluster, collection_name, database_name)
+    except ClusterError as exc:
+        raise UploadRejected(
+            f"Cannot use collection {collection_name} on {cluster.name}: {exc}"
+        ) from exc
+    problems = blocking_schema_problems(schema)
+    if problems:
+        raise UploadRejected(" ".join(problems))
+    return schema
 
 
 def create_job(
@@ -68,12 +94,15 @@ def create_job(
     source.seek(0)
     try:
         detected = detect_format(filename, head)
+        estimated_rows = estimate_rows(
+            source,
+            file_format=detected.file_format,
+            gzipped=detected.gzipped,
+            size_bytes=size,
+            filename=filename,
+        )
     except FileFormatError as exc:
         raise UploadRejected(str(exc)) from exc
-
-    estimated_rows = estimate_rows(
-        source, file_format=detected.file_format, gzipped=detected.gzipped, size_bytes=size
-    )
     job = UpsertJob(
         cluster=cluster,
         database_name=database_name or cluster.default_database,
