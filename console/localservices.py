@@ -27,7 +27,10 @@ def free_port() -> int:
 
 
 def _port_is_free(port: int) -> bool:
+    """Free to listen on. SO_REUSEADDR, as servers set it: a port whose old connections are
+    still in TIME_WAIT (a server just restarted) counts as free."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind(("127.0.0.1", port))
         except OSError:
@@ -126,9 +129,24 @@ class LocalMilvus:
     def __init__(self, workdir: Path) -> None:
         from milvus import MilvusServer, MilvusServerConfig
 
+        class ReusingPortsConfig(MilvusServerConfig):  # type: ignore[misc]
+            """The package probes ports without SO_REUSEADDR, so a port that a restarted
+            server must keep looks taken for a minute after the restart (TIME_WAIT)."""
+
+            def try_bind_port(self, port: int) -> socket.socket | None:
+                sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                try:
+                    sock.bind(("127.0.0.1", port))
+                    sock.listen()
+                except OSError:
+                    sock.close()
+                    return None
+                return sock
+
         self.workdir = workdir
         workdir.mkdir(parents=True, exist_ok=True)
-        config = MilvusServerConfig(template=str(self._write_template()))
+        config = ReusingPortsConfig(template=str(self._write_template()))
         # The package sets this only when it uses its own template.
         config.glog_conf_file = str(self._package_data() / "glog.conf")
         self.server = MilvusServer(config)
@@ -181,12 +199,28 @@ class LocalMilvus:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> "LocalMilvus":
+        """Start (or restart) the server, on the same ports as its last run in this workdir.
+
+        Milvus registers each internal component's address in etcd; a restart on other ports
+        would leave the proxy waiting on addresses that no longer answer.
+        """
         self._configure_etcd()
-        if self.port is not None:
-            # Keep the port across restarts so clients configured with the URL reconnect.
-            self.server.listen_port = self.port
+        saved = self.workdir / "milvus-ports.json"
+        if saved.is_file():
+            ports = {
+                key: port
+                for key, port in json.loads(saved.read_text()).items()
+                if _port_is_free(port)
+            }
+            self.server.config.configs.update(ports)
         self.server.start()
         self.port = self.server.listen_port
+        resolved = {
+            key: value[1]
+            for key, value in self.server.config.configurable_items.items()
+            if key.endswith("_port") and key != "etcd_port" and isinstance(value[1], int)
+        }
+        saved.write_text(json.dumps(resolved))
         return self
 
     def stop(self) -> None:

@@ -53,6 +53,8 @@ INSTALLED_APPS = [
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
     "rest_framework",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
     "upserts",
 ]
 
@@ -109,6 +111,12 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+# Failed logins within the window, per username and per client IP, before logins are refused.
+LOGIN_FAILURE_WINDOW_SECONDS = env.int("LOGIN_FAILURE_WINDOW_SECONDS", default=15 * 60)
+LOGIN_FAILURES_PER_USERNAME = env.int("LOGIN_FAILURES_PER_USERNAME", default=5)
+LOGIN_FAILURES_PER_IP = env.int("LOGIN_FAILURES_PER_IP", default=30)
+# Trust X-Forwarded-For for client IPs (audit, throttling) only behind a proxy that sets it.
+TRUST_X_FORWARDED_FOR = env.bool("TRUST_X_FORWARDED_FOR", default=False)
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "dashboard"
 LOGOUT_REDIRECT_URL = "login"
@@ -177,14 +185,63 @@ UPSERT_RETRY_BASE_SECONDS = env.float("UPSERT_RETRY_BASE_SECONDS", default=1.0)
 UPSERT_RETRY_MAX_SECONDS = env.float("UPSERT_RETRY_MAX_SECONDS", default=30.0)
 # How long a job stays claimed by a task that stopped renewing its claim (a killed worker).
 UPSERT_LEASE_SECONDS = env.int("UPSERT_LEASE_SECONDS", default=120)
+# The sweeper (a Celery beat task) queues again the jobs that no task holds or will pick up:
+# a worker killed mid-job, or task messages lost with a broker that keeps nothing on disk.
+UPSERT_SWEEP_SECONDS = env.float("UPSERT_SWEEP_SECONDS", default=30.0)
+UPSERT_STALE_GRACE_SECONDS = env.float("UPSERT_STALE_GRACE_SECONDS", default=60.0)
+CELERY_BEAT_SCHEDULE = {
+    "sweep-stale-jobs": {"task": "upserts.sweep_stale_jobs", "schedule": UPSERT_SWEEP_SECONDS},
+}
 
+# The API (/api/v1/): tokens for scripts first, so an anonymous request is answered 401 with a
+# WWW-Authenticate header; the session for the console's own pages. Staff only, then roles.
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
+        "upserts.api.authentication.ApiTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
-    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAdminUser"],
-    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
+    "DEFAULT_PERMISSION_CLASSES": ["upserts.api.permissions.IsStaffWithRole"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PAGINATION_CLASS": "upserts.api.pagination.ApiPagination",
     "PAGE_SIZE": 50,
+    "EXCEPTION_HANDLER": "upserts.api.errors.api_exception_handler",
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Upsert Console API",
+    "DESCRIPTION": (
+        "Submit entity files to Milvus / Zilliz Cloud collections and follow the jobs that "
+        "upsert them; manage clusters; read the audit trail. Authenticate with an API token "
+        "(`Authorization: Bearer <key>`) or the console's session. Every error has the shape "
+        '`{"code": ..., "message": ..., "details": ...}`.'
+    ),
+    "VERSION": "1.0.0",
+    "TAGS": [
+        {"name": "jobs", "description": "Upload files, follow the jobs, cancel, resume, retry."},
+        {"name": "clusters", "description": "Register clusters, test them, read their schemas."},
+        {"name": "audit", "description": "Who did what, when and from where."},
+        {"name": "entities", "description": "Which jobs wrote an entity id."},
+        {"name": "tokens", "description": "Your API tokens: create (key shown once), revoke."},
+    ],
+    "SCHEMA_PATH_PREFIX": "/api/v1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SERVE_PERMISSIONS": ["upserts.api.permissions.IsStaffWithRole"],
+    "COMPONENT_SPLIT_REQUEST": True,
+    "ENUM_NAME_OVERRIDES": {
+        "JobStatusEnum": "upserts.models.JobStatus",
+        "BatchStatusEnum": "upserts.models.BatchStatus",
+        "AuditActionEnum": "upserts.models.AuditAction",
+        "ApiVersionEnum": "upserts.models.ClusterEndpoint.ApiVersion",
+    },
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "upserts.api.schema.add_error_responses",
+    ],
+    # Swagger UI from the drf-spectacular-sidecar package: no CDN, the console works offline.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
 }
 
 # Security headers everywhere; the HTTPS-only settings under PRODUCTION.
@@ -211,7 +268,8 @@ LOGGING = {
     "handlers": {
         "console": {"class": "logging.StreamHandler", "formatter": "plain"},
     },
-    "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
+    # Not LOG_LEVEL: the embedded Milvus reads that variable too and refuses Python's names.
+    "root": {"handlers": ["console"], "level": env.str("DJANGO_LOG_LEVEL", default="INFO")},
     "loggers": {
         # urllib3 logs request lines only; headers (and so tokens) never reach the log.
         "urllib3": {"level": "WARNING"},

@@ -4,9 +4,16 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
+from upserts.views.login import ThrottledLoginView
+
 urlpatterns = [
-    path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
+    path("login/", ThrottledLoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),
+    path("api/", include("upserts.api.urls")),
     path("", include("upserts.urls")),
 ]
+
+handler403 = "upserts.views.errors.permission_denied"
+handler404 = "upserts.views.errors.page_not_found"
+handler500 = "upserts.views.errors.server_error"

@@ -87,10 +87,14 @@ def _database_url_of_test_database() -> str:
 class CeleryWorkerProcess:
     """A real ``celery worker`` subprocess bound to the test database and queue."""
 
-    def __init__(self, *, env: dict[str, str], log_path: Path, queue: str) -> None:
+    def __init__(
+        self, *, env: dict[str, str], log_path: Path, queue: str, beat: bool = True
+    ) -> None:
         self.env = env
         self.log_path = log_path
         self.queue = queue
+        # The sweeper runs on Celery beat, embedded in one worker (-B).
+        self.beat = beat
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> "CeleryWorkerProcess":
@@ -112,6 +116,7 @@ class CeleryWorkerProcess:
                 self.queue,
                 "-n",
                 f"test-{uuid.uuid4().hex[:8]}@%h",
+                *(["-B", "-s", str(self.log_path.with_suffix(".beat"))] if self.beat else []),
             ],
             cwd=PROJECT_DIR,
             env=self.env,
@@ -144,6 +149,8 @@ WORKER_TEST_SETTINGS = {
     "UPSERT_RETRY_BASE_SECONDS": "0.05",
     "UPSERT_RETRY_MAX_SECONDS": "0.2",
     "UPSERT_LEASE_SECONDS": "8",
+    "UPSERT_SWEEP_SECONDS": "1",
+    "UPSERT_STALE_GRACE_SECONDS": "3",
 }
 
 

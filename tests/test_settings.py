@@ -14,11 +14,14 @@ PROJECT_DIR = Path(__file__).resolve().parent.parent
 
 
 def manage(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
-    clean = {
-        k: v
-        for k, v in os.environ.items()
-        if k not in {"DEBUG", "SECRET_KEY", "FIELD_ENCRYPTION_KEY", "PRODUCTION"}
+    unset = {
+        "DEBUG",
+        "SECRET_KEY",
+        "FIELD_ENCRYPTION_KEY",
+        "PRODUCTION",
+        "DJANGO_ALLOW_ASYNC_UNSAFE",
     }
+    clean = {k: v for k, v in os.environ.items() if k not in unset}
     return subprocess.run(
         [sys.executable, "manage.py", *args],
         cwd=PROJECT_DIR,

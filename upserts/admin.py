@@ -8,9 +8,18 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin
+from django.db.models import QuerySet
 from django.http import HttpRequest
 
-from upserts.models import AuditEvent, ClusterEndpoint, UpsertBatch, UpsertJob, WorkerHeartbeat
+from upserts.models import (
+    ApiToken,
+    AuditEvent,
+    ClusterEndpoint,
+    UpsertBatch,
+    UpsertJob,
+    WorkerHeartbeat,
+)
+from upserts.services.api_tokens import revoke_api_token
 
 
 class ClusterEndpointAdminForm(forms.ModelForm):
@@ -193,3 +202,30 @@ class WorkerHeartbeatAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+
+@admin.register(ApiToken)
+class ApiTokenAdmin(admin.ModelAdmin):
+    """Tokens are listed and revoked here, never made (the key would have nowhere safe to go:
+    use the API or ``manage.py api_token create``); the key's hash is never shown."""
+
+    list_display = ["prefix", "name", "user", "created_at", "last_used_at", "revoked_at"]
+    list_filter = [("revoked_at", admin.EmptyFieldListFilter)]
+    search_fields = ["prefix", "name", "user__username"]
+    list_select_related = ["user"]
+    fields = ["user", "name", "prefix", "created_at", "last_used_at", "revoked_at"]
+    readonly_fields = ["user", "name", "prefix", "created_at", "last_used_at", "revoked_at"]
+    actions = ["revoke"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    @admin.action(description="Revoke the selected tokens", permissions=["change"])
+    def revoke(self, request: HttpRequest, queryset: QuerySet[ApiToken]) -> None:
+        tokens = list(queryset.filter(revoked_at__isnull=True).select_related("user"))
+        for token in tokens:
+            revoke_api_token(token, actor=request.user, client_ip=request.META.get("REMOTE_ADDR"))
+        self.message_user(request, f"Revoked {len(tokens)} token(s).")

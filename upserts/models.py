@@ -24,7 +24,10 @@ def validate_cluster_url(value: str) -> None:
     Django's URLValidator refuses single-label hosts such as ``http://milvus:19530``, which is
     how a cluster is reached inside docker-compose, so this checks the parts itself.
     """
-    parts = urlsplit(value)
+    try:
+        parts = urlsplit(value)
+    except ValueError as exc:  # e.g. an unbalanced "[" of an IPv6 host
+        raise ValidationError(f"The URL cannot be read: {exc}.", code="invalid") from exc
     if parts.scheme not in ("http", "https"):
         raise ValidationError("Use an http:// or https:// URL.", code="scheme")
     if not parts.hostname:
@@ -195,7 +198,11 @@ class UpsertJob(models.Model):
     duplicate_ids = models.PositiveBigIntegerField(default=0)
     # Who may work on the job now: one task at a time, even if the broker delivers it twice.
     lease_token = models.CharField(max_length=64, blank=True, default="")
+    # While leased: when the lease runs out. Once released: when it was released, so the
+    # sweeper can tell a job between two tasks from a job no task will ever pick up.
     lease_expires_at = models.DateTimeField(null=True, blank=True)
+    # When a task for the job was last queued (start, resume, continuation, sweep).
+    queued_at = models.DateTimeField(null=True, blank=True)
 
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
@@ -312,6 +319,9 @@ class AuditAction(models.TextChoices):
     JOB_CANCELLED = "job.cancelled", "Job cancelled"
     JOB_RETRIED = "job.retried", "Job retried"
     JOB_RESUMED = "job.resumed", "Job resumed"
+    LOGIN_FAILED = "login.failed", "Login failed"
+    API_TOKEN_CREATED = "api_token.created", "API token created"
+    API_TOKEN_REVOKED = "api_token.revoked", "API token revoked"
 
 
 class AuditEvent(models.Model):
@@ -350,6 +360,36 @@ class AuditEvent(models.Model):
 
     def delete(self, *args: Any, **kwargs: Any) -> tuple[int, dict[str, int]]:
         raise PermissionError("Audit events are append-only.")
+
+
+class ApiToken(models.Model):
+    """A key a script sends as ``Authorization: Token <key>``; revocable, never kept in clear.
+
+    The key is shown once, when it is made. Only its SHA-256 is stored (the key is 256 random
+    bits, so a fast hash is enough), with a short prefix that names it in lists and commands.
+    """
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens"
+    )
+    name = models.CharField(max_length=100, help_text="What the token is for, e.g. nightly-sync.")
+    prefix = models.CharField(max_length=16, unique=True)
+    key_hash = models.CharField("key SHA-256", max_length=64, unique=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    # Touched at most once a minute, so polling with a token costs no write per request.
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name = "API token"
+
+    def __str__(self) -> str:
+        return f"{self.prefix}… ({self.name})"
+
+    @property
+    def is_active(self) -> bool:
+        return self.revoked_at is None
 
 
 class WorkerHeartbeat(models.Model):

@@ -11,6 +11,8 @@ VIEW_JOBS = "upserts.view_upsertjob"
 OPERATE_JOBS = "upserts.operate_upsertjob"
 VIEW_CLUSTERS = "upserts.view_clusterendpoint"
 MANAGE_CLUSTERS = "upserts.change_clusterendpoint"
+ADD_CLUSTERS = "upserts.add_clusterendpoint"
+DELETE_CLUSTERS = "upserts.delete_clusterendpoint"
 VIEW_AUDIT = "upserts.view_auditevent"
 
 VIEWERS = "Viewers"

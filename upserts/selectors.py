@@ -1,15 +1,28 @@
 """Read-only queries shared by the pages and the API."""
 
+import csv
+import io
+import ipaddress
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime, time, timedelta
 from typing import Any
 
 import orjson
-from django.db.models import QuerySet
+from django.contrib.auth import get_user_model
+from django.db.models import Count, Min, Q, QuerySet
 from django.utils import timezone
 
-from upserts.models import ClusterEndpoint, EntityWrite, FailedRow, JobStatus, UpsertJob
+from upserts.models import (
+    ApiToken,
+    AuditEvent,
+    ClusterEndpoint,
+    EntityWrite,
+    FailedRow,
+    JobStatus,
+    UpsertBatch,
+    UpsertJob,
+)
 
 
 def recent_jobs(*, limit: int = 20) -> QuerySet[UpsertJob]:
@@ -104,3 +117,200 @@ def throughput_series(job: UpsertJob, *, points: int = 60) -> list[tuple[float, 
         offset = (created_at - job.started_at).total_seconds()
         buckets[min(points - 1, max(0, int(offset / width)))] += last_row - first_row + 1
     return [(round((i + 1) * width, 2), round(rows / width, 1)) for i, rows in enumerate(buckets)]
+
+
+def clusters_with_job_counts() -> QuerySet[ClusterEndpoint]:
+    """Every cluster with ``job_count``, for the clusters page (one query)."""
+    return ClusterEndpoint.objects.annotate(job_count=Count("jobs")).order_by("name")
+
+
+def enabled_clusters() -> QuerySet[ClusterEndpoint]:
+    return ClusterEndpoint.objects.filter(is_enabled=True).order_by("name")
+
+
+def job_list(
+    *,
+    status: str = "",
+    cluster: ClusterEndpoint | None = None,
+    collection_name: str = "",
+    username: str = "",
+    created_from: date | None = None,
+    created_to: date | None = None,
+    search: str = "",
+) -> QuerySet[UpsertJob]:
+    """Jobs, newest first, narrowed by whichever filters are given.
+
+    ``search`` matches the file name, the collection, the SHA-256 prefix or the job number.
+    Dates are whole days in the console's time zone, both ends included.
+    """
+    jobs = UpsertJob.objects.select_related("cluster", "created_by")
+    if status:
+        jobs = jobs.filter(status=status)
+    if cluster is not None:
+        jobs = jobs.filter(cluster=cluster)
+    if collection_name:
+        jobs = jobs.filter(collection_name=collection_name.strip())
+    if username:
+        jobs = jobs.filter(created_by__username=username.strip())
+    if created_from is not None:
+        jobs = jobs.filter(created_at__gte=_start_of_day(created_from))
+    if created_to is not None:
+        jobs = jobs.filter(created_at__lt=_start_of_day(created_to + timedelta(days=1)))
+    search = search.strip()
+    if search:
+        matches = (
+            Q(original_filename__icontains=search)
+            | Q(collection_name__icontains=search)
+            | Q(sha256__startswith=search.lower())
+        )
+        if search.lstrip("#").isdigit():
+            matches |= Q(pk=int(search.lstrip("#")))
+        jobs = jobs.filter(matches)
+    return jobs.order_by("-created_at", "-id")
+
+
+def job_detail(pk: int) -> UpsertJob:
+    """One job with its cluster, creator and the job it retries, in one query: all a page or
+    a poller of the job needs. Raises UpsertJob.DoesNotExist."""
+    return UpsertJob.objects.select_related("cluster", "created_by", "retry_of").get(pk=pk)
+
+
+def job_retries(job: UpsertJob) -> QuerySet[UpsertJob]:
+    return UpsertJob.objects.filter(retry_of=job).order_by("created_at", "id")
+
+
+def job_batches(job: UpsertJob) -> QuerySet[UpsertBatch]:
+    return UpsertBatch.objects.filter(job=job).order_by("sequence")
+
+
+@dataclass(frozen=True)
+class FailureReason:
+    reason: str
+    rows: int
+    first_row: int
+
+
+def failure_reasons(job: UpsertJob, *, limit: int = 20) -> list[FailureReason]:
+    """The job's failed rows grouped by reason, the most common first."""
+    groups = (
+        FailedRow.objects.filter(job=job)
+        .values("reason")
+        .annotate(rows=Count("id"), first_row=Min("row_number"))
+        .order_by("-rows", "first_row")[:limit]
+    )
+    return [FailureReason(g["reason"], g["rows"], g["first_row"]) for g in groups]
+
+
+def has_failed_rows(job: UpsertJob) -> bool:
+    return FailedRow.objects.filter(job=job).exists()
+
+
+def known_collections() -> list[str]:
+    """Collection names that jobs have written to, for suggestions in forms."""
+    names = UpsertJob.objects.order_by("collection_name").values_list("collection_name", flat=True)
+    return list(names.distinct())
+
+
+def staff_usernames() -> list[str]:
+    users = get_user_model().objects.filter(is_staff=True).order_by("username")
+    return list(users.values_list("username", flat=True))
+
+
+def audit_events(
+    *,
+    action: str = "",
+    username: str = "",
+    target_type: str = "",
+    target_id: str = "",
+    created_from: date | None = None,
+    created_to: date | None = None,
+    search: str = "",
+) -> QuerySet[AuditEvent]:
+    """Audit events, newest first, narrowed by whichever filters are given.
+
+    ``target_type`` is a model name (``upsertjob``, ``clusterendpoint``); ``search`` matches
+    the target's description and the client IP.
+    """
+    events = AuditEvent.objects.select_related("target_type")
+    if action:
+        events = events.filter(action=action)
+    if username:
+        events = events.filter(actor_username=username.strip())
+    if target_type:
+        events = events.filter(target_type__app_label="upserts", target_type__model=target_type)
+    if target_id:
+        events = events.filter(target_id=target_id.strip())
+    if created_from is not None:
+        events = events.filter(created_at__gte=_start_of_day(created_from))
+    if created_to is not None:
+        events = events.filter(created_at__lt=_start_of_day(created_to + timedelta(days=1)))
+    search = search.strip()
+    if search:
+        matches = Q(target_repr__icontains=search)
+        ip = _as_ip(search)
+        if ip is not None:
+            matches |= Q(client_ip=ip)
+        events = events.filter(matches)
+    return events.order_by("-created_at", "-id")
+
+
+AUDIT_CSV_COLUMNS = [
+    "time",
+    "actor",
+    "action",
+    "target_type",
+    "target_id",
+    "target",
+    "ip",
+    "details",
+]
+# A spreadsheet runs a cell that starts with one of these as a formula.
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def audit_events_csv(events: QuerySet[AuditEvent], *, chunk_size: int = 2000) -> Iterator[str]:
+    """The events as CSV lines, header first; streamed, as the trail only ever grows."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+
+    def line(cells: list[Any]) -> str:
+        writer.writerow(cells)
+        text = buffer.getvalue()
+        buffer.seek(0)
+        buffer.truncate()
+        return text
+
+    yield line(AUDIT_CSV_COLUMNS)
+    for event in events.iterator(chunk_size=chunk_size):
+        yield line(
+            [
+                event.created_at.isoformat(),
+                _csv_text(event.actor_username),
+                event.action,
+                event.target_type.model if event.target_type else "",
+                _csv_text(event.target_id),
+                _csv_text(event.target_repr),
+                event.client_ip or "",
+                _csv_text(orjson.dumps(event.details, option=orjson.OPT_SORT_KEYS).decode()),
+            ]
+        )
+
+
+def _csv_text(value: str) -> str:
+    return f"'{value}" if value.startswith(_FORMULA_STARTS) else value
+
+
+def _start_of_day(day: date) -> datetime:
+    return timezone.make_aware(datetime.combine(day, time.min))
+
+
+def _as_ip(text: str) -> str | None:
+    try:
+        return str(ipaddress.ip_address(text))
+    except ValueError:
+        return None
+
+
+def api_tokens_of(user: Any) -> QuerySet[ApiToken]:
+    """A user's API tokens, newest first, revoked ones included."""
+    return ApiToken.objects.filter(user_id=user.pk).order_by("-created_at", "-id")

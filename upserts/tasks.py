@@ -1,12 +1,23 @@
 """Celery tasks: thin wrappers that load ids and call services."""
 
 import socket
+from typing import Any
 
 from celery import shared_task
+from celery.signals import task_prerun
 from django.conf import settings
+from django.contrib.contenttypes.models import ContentType
 
 from upserts.models import WorkerHeartbeat
+from upserts.services import jobs
 from upserts.services.pipeline import SliceOutcome, run_job_slice
+
+
+@task_prerun.connect
+def _forget_content_types(**kwargs: Any) -> None:
+    """A worker outlives database restores and flushes, which renumber content types; a
+    cached id would make audit events point at nothing (and fail), so each task looks again."""
+    ContentType.objects.clear_cache()
 
 
 @shared_task(name="upserts.record_worker_heartbeat")
@@ -17,10 +28,22 @@ def record_worker_heartbeat(nonce: str) -> None:
 
 @shared_task(name="upserts.run_upsert_job")
 def run_upsert_job(job_id: int) -> str:
-    """Work on a job for one slice; queue the continuation (or a later try) if it is not done."""
+    """Work on a job for one slice; queue the continuation if it is not done.
+
+    A job another task holds (BUSY) is left to that task: should the holder have died, the
+    sweeper queues the job again once its lease has run out.
+    """
     outcome = run_job_slice(job_id)
     if outcome is SliceOutcome.CONTINUE:
+        jobs.mark_queued(job_id)
         run_upsert_job.delay(job_id)
-    elif outcome is SliceOutcome.BUSY:
-        run_upsert_job.apply_async((job_id,), countdown=max(1, settings.UPSERT_LEASE_SECONDS // 4))
     return outcome.value
+
+
+@shared_task(name="upserts.sweep_stale_jobs")
+def sweep_stale_jobs() -> list[int]:
+    """Queue again the jobs whose worker died or whose task message was lost."""
+    claimed = jobs.claim_stale_jobs(grace_seconds=settings.UPSERT_STALE_GRACE_SECONDS)
+    for job_id in claimed:
+        run_upsert_job.delay(job_id)
+    return claimed

@@ -55,7 +55,7 @@ def read_jsonl(stream: ByteStream, *, filename: str, start_after: int = 0) -> It
             )
             continue
         if type(value) is dict:
-            yield SourceRow(number=number, entity=value, line=line_number)
+            yield SourceRow(number=number, entity=value, line=line_number, encoded=line.strip())
         else:
             yield SourceRow(
                 number=number,

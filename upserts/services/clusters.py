@@ -71,6 +71,7 @@ def create_cluster(
     default_database: str = "default",
     verify_tls: bool = True,
     request_timeout_seconds: int = 30,
+    is_enabled: bool = True,
     actor: Actor = None,
     client_ip: str | None = None,
 ) -> ClusterEndpoint:
@@ -82,6 +83,7 @@ def create_cluster(
         default_database=default_database or "default",
         verify_tls=verify_tls,
         request_timeout_seconds=request_timeout_seconds,
+        is_enabled=is_enabled,
         created_by=actor if isinstance(actor, AbstractBaseUser) else None,  # type: ignore[misc]
     )
     cluster.full_clean()

@@ -25,6 +25,7 @@ class JobActionRefused(Exception):
 def _enqueue(job: UpsertJob) -> None:
     from upserts.tasks import run_upsert_job
 
+    jobs.mark_queued(job.pk)
     transaction.on_commit(lambda: run_upsert_job.delay(job.pk))
 
 

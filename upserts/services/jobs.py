@@ -92,5 +92,32 @@ def renew_lease(job_id: int, *, token: str, seconds: float) -> bool:
 
 def release_lease(job_id: int, *, token: str) -> None:
     UpsertJob.objects.filter(pk=job_id, lease_token=token).update(
-        lease_token="", lease_expires_at=None
+        lease_token="", lease_expires_at=timezone.now()
     )
+
+
+def claim_stale_jobs(*, grace_seconds: float) -> list[int]:
+    """Jobs that should be moving but that no task holds or will pick up; claimed for requeue.
+
+    A job is stale when it is running or validating, or pending after a start, and neither a
+    lease nor a queued task has touched it for ``grace_seconds``: its worker died (the lease
+    ran out) or its task message was lost (a broker restarted without persistence). Claiming
+    is a conditional update, so two sweepers never queue the same job twice.
+    """
+    now = timezone.now()
+    cutoff = now - timedelta(seconds=grace_seconds)
+    idle = (Q(lease_expires_at__lt=cutoff) | Q(lease_expires_at__isnull=True)) & (
+        Q(queued_at__lt=cutoff) | Q(queued_at__isnull=True)
+    )
+    moving = Q(status__in=[JobStatus.VALIDATING, JobStatus.RUNNING]) | Q(
+        status=JobStatus.PENDING, queued_at__isnull=False
+    )
+    claimed = []
+    for job_id in UpsertJob.objects.filter(moving & idle).values_list("pk", flat=True):
+        if UpsertJob.objects.filter(idle, pk=job_id).update(queued_at=now):
+            claimed.append(job_id)
+    return claimed
+
+
+def mark_queued(job_id: int) -> None:
+    UpsertJob.objects.filter(pk=job_id).update(queued_at=timezone.now())

@@ -69,18 +69,16 @@ class PendingBatch:
     last_row: int = 0
     encoded: list[bytes] = field(default_factory=list)
     row_numbers: list[int] = field(default_factory=list)
-    entities: list[dict[str, Any]] = field(default_factory=list)
     failures: list[FailedRow] = field(default_factory=list)
     size_bytes: int = 0
     # Primary keys in the batch: a key seen again starts a new batch, and a batch waits for
     # any batch in flight that shares a key, so the file's last row for a key always wins.
     keys: set[Any] = field(default_factory=set)
 
-    def add(self, number: int, key: Any, entity: dict[str, Any], encoded: bytes) -> None:
+    def add(self, number: int, key: Any, encoded: bytes) -> None:
         self.keys.add(key)
         self.encoded.append(encoded)
         self.row_numbers.append(number)
-        self.entities.append(entity)
         self.size_bytes += len(encoded) + 1
 
     @property
@@ -245,7 +243,7 @@ class _SliceRun:
                 self._submit(batch)
                 closed = True
                 batch = self.batch = PendingBatch(sequence=batch.sequence + 1, first_row=row.number)
-            batch.add(row.number, key, *prepared)
+            batch.add(row.number, key, prepared[1])
         batch.last_row = row.number
         if (
             len(batch.encoded) >= self.job.batch_size
@@ -306,6 +304,8 @@ def _prepare_row(
         return FailedRow(
             job=job, row_number=row.number, reason="; ".join(problems), entity=_storable(entity)
         )
+    if row.encoded is not None and not coerce:
+        return entity, row.encoded
     return entity, orjson.dumps(entity)
 
 
@@ -331,7 +331,7 @@ def _commit_batch(job: UpsertJob, batch: PendingBatch, outcome: BatchOutcome, to
                 job=job,
                 row_number=batch.row_numbers[index],
                 reason=reason,
-                entity=_storable(batch.entities[index]),
+                entity=_storable(orjson.loads(batch.encoded[index])),
             )
         )
     if not batch.encoded:

@@ -1,13 +1,13 @@
 """The console's landing page."""
 
-from django.contrib.admin.views.decorators import staff_member_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
 from upserts import selectors
+from upserts.views.access import staff_required
 
 
-@staff_member_required(login_url="login")
+@staff_required()
 def dashboard(request: HttpRequest) -> HttpResponse:
     return render(
         request,

@@ -21,10 +21,21 @@ HERE = Path(__file__).resolve().parent
 
 
 def good(i: int, **changes: Any) -> dict[str, Any]:
-    row = {"id": i, "title": f"Book {i}", "rank": i % 100, "price": i + 0.5, "in_print": i % 2 == 0,
-           "emb": [0.1 * i, 0.2, 0.3, 0.4]}
+    row = {
+        "id": i,
+        "title": f"Book {i}",
+        "rank": i % 100,
+        "price": i + 0.5,
+        "in_print": i % 2 == 0,
+        "emb": [0.1 * i, 0.2, 0.3, 0.4],
+    }
     row.update(changes)
     return row
+
+
+def gzip_fixed(data: bytes) -> bytes:
+    """gzip with a fixed timestamp, so the corpus is the same bytes every time it is made."""
+    return gzip.compress(data, mtime=0)
 
 
 def jsonl(rows: list[Any]) -> bytes:
@@ -44,7 +55,9 @@ CSV_HEADER = "id,title,rank,price,in_print,emb"
 
 
 def csv_row(i: int) -> str:
-    return f'{i},Book {i},{i % 100},{i + 0.5},{str(i % 2 == 0).lower()},"[{0.1 * i}, 0.2, 0.3, 0.4]"'
+    return (
+        f'{i},Book {i},{i % 100},{i + 0.5},{str(i % 2 == 0).lower()},"[{0.1 * i}, 0.2, 0.3, 0.4]"'
+    )
 
 
 def parquet(columns: dict[str, pa.Array]) -> bytes:
@@ -62,7 +75,7 @@ def files() -> dict[str, bytes]:
     corpus["image.png"] = b"\x89PNG\r\n\x1a\n" + bytes(rng.randrange(256) for _ in range(512))
     zipped = io.BytesIO()
     with zipfile.ZipFile(zipped, "w") as archive:
-        archive.writestr("rows.jsonl", jsonl([good(1)]))
+        archive.writestr(zipfile.ZipInfo("rows.jsonl", (2026, 1, 1, 0, 0, 0)), jsonl([good(1)]))
     corpus["archive.zip"] = zipped.getvalue()
     corpus["scalar.json"] = b"42\n"
     corpus["string.json"] = b'"just a string"\n'
@@ -73,16 +86,20 @@ def files() -> dict[str, bytes]:
     # The file breaks part-way: rows before the break land, then the job fails and says where.
     corpus["truncated_array.json"] = json.dumps([good(i) for i in range(1, 6)]).encode()[:-40]
     corpus["non_utf8.jsonl"] = jsonl([good(1), good(2)]) + b'{"id": 3, "title": "caf\xe9"}\n'
-    corpus["gzip_bomb.jsonl.gz"] = gzip.compress(jsonl([good(1)]) + b" " * (8 * 1024 * 1024))
-    corpus["corrupt_gzip.jsonl.gz"] = gzip.compress(jsonl([good(i) for i in range(1, 400)]))[:600]
+    corpus["gzip_bomb.jsonl.gz"] = gzip_fixed(jsonl([good(1)]) + b" " * (8 * 1024 * 1024))
+    corpus["corrupt_gzip.jsonl.gz"] = gzip_fixed(jsonl([good(i) for i in range(1, 400)]))[:600]
     corpus["truncated.parquet"] = parquet({"id": pa.array([1, 2, 3], pa.int64())})[:-30]
     # Rows that fail alone, each with its row number and field; the good rows land.
     corpus["broken_line.jsonl"] = with_bad_row('{"id": 3, "title": "Book 3", ')
     corpus["array_line.jsonl"] = with_bad_row("[1, 2, 3]")
     corpus["array_of_arrays.json"] = json.dumps([good(1), [1, 2], good(3)]).encode()
     corpus["wrong_dimension.jsonl"] = with_bad_row(good(3, emb=[0.1, 0.2, 0.3]))
-    corpus["nan_in_vector.jsonl"] = with_bad_row('{"id": 3, "title": "t", "rank": 1, "price": 1.0, "in_print": true, "emb": [NaN, 0.2, 0.3, 0.4]}')
-    corpus["infinity_in_vector.jsonl"] = with_bad_row('{"id": 3, "title": "t", "rank": 1, "price": 1.0, "in_print": true, "emb": [1e999, 0.2, 0.3, 0.4]}')
+    corpus["nan_in_vector.jsonl"] = with_bad_row(
+        '{"id": 3, "title": "t", "rank": 1, "price": 1.0, "in_print": true, "emb": [NaN, 0.2, 0.3, 0.4]}'
+    )
+    corpus["infinity_in_vector.jsonl"] = with_bad_row(
+        '{"id": 3, "title": "t", "rank": 1, "price": 1.0, "in_print": true, "emb": [1e999, 0.2, 0.3, 0.4]}'
+    )
     corpus["null_in_vector.jsonl"] = with_bad_row(good(3, emb=[None, 0.2, 0.3, 0.4]))
     corpus["empty_vector.jsonl"] = with_bad_row(good(3, emb=[]))
     corpus["vector_as_text.jsonl"] = with_bad_row(good(3, emb="[0.1, 0.2, 0.3, 0.4]"))
@@ -92,7 +109,9 @@ def files() -> dict[str, bytes]:
     corpus["int8_overflow.jsonl"] = with_bad_row(good(3, rank=300))
     corpus["varchar_too_long.jsonl"] = with_bad_row(good(3, title="A title far too long"))
     corpus["varchar_too_many_bytes.jsonl"] = with_bad_row(good(3, title="éééééééé漢"))
-    corpus["missing_primary_key.jsonl"] = with_bad_row({k: v for k, v in good(3).items() if k != "id"})
+    corpus["missing_primary_key.jsonl"] = with_bad_row(
+        {k: v for k, v in good(3).items() if k != "id"}
+    )
     corpus["missing_field.jsonl"] = with_bad_row({k: v for k, v in good(3).items() if k != "price"})
     corpus["float_primary_key.jsonl"] = with_bad_row(good(3, id=3.5))
     corpus["bool_primary_key.jsonl"] = with_bad_row(good(3, id=True))
@@ -100,19 +119,37 @@ def files() -> dict[str, bytes]:
     corpus["bool_as_text.jsonl"] = with_bad_row(good(3, in_print="yes"))
     corpus["object_in_varchar.jsonl"] = with_bad_row(good(3, title={"en": "Three"}))
     corpus["unknown_field.jsonl"] = with_bad_row(good(3, colour="red"))
-    corpus["short_row.csv"] = csv_text([CSV_HEADER, csv_row(1), csv_row(2), "3,Book 3,3", csv_row(4)])
-    corpus["long_row.csv"] = csv_text([CSV_HEADER, csv_row(1), csv_row(2), csv_row(3) + ",extra", csv_row(4)])
-    corpus["bad_vector_text.csv"] = csv_text([CSV_HEADER, csv_row(1), csv_row(2), '3,Book 3,3,3.5,false,"[0.1, 0.2,"', csv_row(4)])
-    corpus["text_in_int.csv"] = csv_text([CSV_HEADER, csv_row(1), csv_row(2), '3,Book 3,high,3.5,false,"[0.3, 0.2, 0.3, 0.4]"', csv_row(4)])
-    corpus["wrong_column_types.parquet"] = parquet({
-        "id": pa.array(["1", "2"], pa.string()),
-        "title": pa.array(["a", "b"], pa.string()),
-        "rank": pa.array([1, 2], pa.int8()),
-        "price": pa.array([1.0, 2.0], pa.float64()),
-        "in_print": pa.array([True, False], pa.bool_()),
-        "emb": pa.array([[0.1, 0.2, 0.3, 0.4]] * 2, pa.list_(pa.float32())),
-    })
-    corpus["duplicate_primary_keys.jsonl"] = jsonl([good(1), good(2, title="first"), good(2, title="last")])
+    corpus["short_row.csv"] = csv_text(
+        [CSV_HEADER, csv_row(1), csv_row(2), "3,Book 3,3", csv_row(4)]
+    )
+    corpus["long_row.csv"] = csv_text(
+        [CSV_HEADER, csv_row(1), csv_row(2), csv_row(3) + ",extra", csv_row(4)]
+    )
+    corpus["bad_vector_text.csv"] = csv_text(
+        [CSV_HEADER, csv_row(1), csv_row(2), '3,Book 3,3,3.5,false,"[0.1, 0.2,"', csv_row(4)]
+    )
+    corpus["text_in_int.csv"] = csv_text(
+        [
+            CSV_HEADER,
+            csv_row(1),
+            csv_row(2),
+            '3,Book 3,high,3.5,false,"[0.3, 0.2, 0.3, 0.4]"',
+            csv_row(4),
+        ]
+    )
+    corpus["wrong_column_types.parquet"] = parquet(
+        {
+            "id": pa.array(["1", "2"], pa.string()),
+            "title": pa.array(["a", "b"], pa.string()),
+            "rank": pa.array([1, 2], pa.int8()),
+            "price": pa.array([1.0, 2.0], pa.float64()),
+            "in_print": pa.array([True, False], pa.bool_()),
+            "emb": pa.array([[0.1, 0.2, 0.3, 0.4]] * 2, pa.list_(pa.float32())),
+        }
+    )
+    corpus["duplicate_primary_keys.jsonl"] = jsonl(
+        [good(1), good(2, title="first"), good(2, title="last")]
+    )
     # Awkward but fine: these land whole.
     corpus["utf8_bom.jsonl"] = b"\xef\xbb\xbf" + jsonl([good(1), good(2)])
     corpus["utf8_bom.csv"] = b"\xef\xbb\xbf" + csv_text([CSV_HEADER, csv_row(1), csv_row(2)])

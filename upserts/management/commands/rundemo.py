@@ -88,7 +88,17 @@ class Command(BaseCommand):
             log_dir.mkdir(exist_ok=True)
             worker_command = [sys.executable, "-m", "celery", "-A", "console", "worker"]
             processes["celery worker"] = self._spawn(
-                [*worker_command, "--loglevel=INFO", "--concurrency=2"], env, log_dir / "worker.log"
+                # -B: the embedded beat runs the sweeper that requeues stalled jobs.
+                [
+                    *worker_command,
+                    "--loglevel=INFO",
+                    "--concurrency=2",
+                    "-B",
+                    "-s",
+                    str(workdir / "celerybeat-schedule"),
+                ],
+                env,
+                log_dir / "worker.log",
             )
             processes["web server"] = self._spawn(
                 [sys.executable, "manage.py", "runserver", f"127.0.0.1:{port}", "--noreload"],

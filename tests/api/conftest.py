@@ -1,0 +1,54 @@
+"""Clients of the API as each kind of caller, authenticated by real API tokens."""
+
+from collections.abc import Callable
+
+import pytest
+from rest_framework.test import APIClient
+
+# The books collection in the embedded Milvus and a cluster pointing at it, for end-to-end tests.
+from tests.e2e.conftest import books, cluster  # noqa: F401
+from tests.factories import make_user, make_user_with_role
+from upserts import roles
+from upserts.services.api_tokens import create_api_token
+
+ROLES = {
+    "viewer": roles.VIEWERS,
+    "operator": roles.OPERATORS,
+    "cluster_admin": roles.CLUSTER_ADMINS,
+}
+
+
+@pytest.fixture(autouse=True)
+def fast_password_hashing(settings) -> None:
+    """Users are made by the dozen here; the production hasher takes a third of a second."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+def token_client(user) -> APIClient:
+    """A client that sends a fresh API token of ``user``, as a script would."""
+    client = APIClient()
+    key = create_api_token(user=user, name="tests").key
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {key}")
+    return client
+
+
+@pytest.fixture
+def api_as(db) -> Callable[[str], APIClient]:
+    """``api_as("operator")``: a client for a staff user of that role.
+
+    Also ``"anonymous"`` (no credentials), ``"non_staff"`` (a token of a user who is not
+    staff), ``"staff"`` (staff, no role) and ``"superuser"``.
+    """
+
+    def make(who: str) -> APIClient:
+        if who == "anonymous":
+            return APIClient()
+        if who == "non_staff":
+            return token_client(make_user("guest", staff=False))
+        if who == "staff":
+            return token_client(make_user("staff-no-role"))
+        if who == "superuser":
+            return token_client(make_user("root", superuser=True))
+        return token_client(make_user_with_role(who, ROLES[who]))
+
+    return make

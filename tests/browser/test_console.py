@@ -1,0 +1,208 @@
+"""A person's day in the console, in a real browser: from logging in to the audit trail."""
+
+import json
+import re
+
+import pytest
+
+from tests.browser.conftest import Screenshots
+from tests.e2e.conftest import BOOK_FIELDS, book, query
+from tests.factories import PASSWORD, make_cluster, make_user_with_role
+from upserts import roles
+from upserts.models import JobStatus, UpsertJob
+
+pytestmark = [
+    pytest.mark.milvus,
+    pytest.mark.worker,
+    pytest.mark.django_db(transaction=True),
+]
+
+ROWS = 3000
+BAD_ROW = 3  # its vector has 2 numbers where the collection wants 4
+
+
+def _books_file(tmp_path):
+    rows = [book(i) for i in range(1, ROWS + 1)]
+    rows[BAD_ROW - 1]["emb"] = [0.1, 0.2]
+    path = tmp_path / "books.jsonl"
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    return path
+
+
+def _log_in(page, live_server, username):
+    page.goto(f"{live_server.url}/jobs/")
+    page.fill("#id_username", username)
+    page.fill("#id_password", PASSWORD)
+    page.click("button:has-text('Log in')")
+
+
+def test_staff_load_a_file_and_follow_it_to_the_audit_trail(
+    page, live_server, celery_worker, milvus, make_collection, tmp_path
+):
+    from playwright.sync_api import expect
+
+    screenshot = Screenshots("flow")
+
+    books = make_collection(BOOK_FIELDS)
+    make_user_with_role("ada", roles.CLUSTER_ADMINS)
+    books_file = _books_file(tmp_path)
+
+    # Log in: the console sends a visitor to the login page first.
+    page.goto(f"{live_server.url}/jobs/")
+    expect(page).to_have_url(re.compile(r"/login/\?next=/jobs/"))
+    screenshot(page, "login")
+    _log_in(page, live_server, "ada")
+    expect(page.locator("h1")).to_have_text("Jobs")
+
+    # Register the embedded Milvus as a cluster.
+    page.click("nav >> text=Clusters")
+    page.click("text=Add cluster")
+    page.fill("#id_name", "embedded-milvus")
+    page.fill("#id_base_url", milvus.url)
+    page.select_option("#id_api_version", "v1")
+    screenshot(page, "cluster-form")
+    page.click("button:has-text('Add cluster')")
+    expect(page.locator("h1")).to_contain_text("embedded-milvus")
+
+    # Test the connection: the latency and the collections found, without a page load.
+    page.click("button:has-text('Test connection')")
+    result = page.locator("#test-result")
+    expect(result).to_contain_text("connected")
+    expect(result).to_contain_text(books)
+    expect(page.locator("#last-test")).to_contain_text("reachable")
+    screenshot(page, "cluster-tested")
+
+    # The collection browser shows the schema as Milvus describes it.
+    result.get_by_role("link", name=books).click()
+    expect(page.locator("h1")).to_contain_text(books)
+    expect(page.locator("table")).to_contain_text("FloatVector")
+    expect(page.locator("table")).to_contain_text("dim 4")
+    screenshot(page, "collection-schema")
+
+    # Upload into it; a slow network shows the upload's progress bar moving.
+    page.click("text=Upload into this collection")
+    expect(page.locator("#id_collection_name")).to_have_value(books)
+    page.fill("#id_batch_size", "100")
+    page.set_input_files("#id_file", str(books_file))
+    screenshot(page, "upload-form")
+    network = page.context.new_cdp_session(page)
+    network.send("Network.enable")
+    network.send(
+        "Network.emulateNetworkConditions",
+        {"offline": False, "latency": 20, "downloadThroughput": -1, "uploadThroughput": 60_000},
+    )
+    page.click("button:has-text('Upload and preview')")
+    expect(page.locator("#upload-status")).to_be_visible()
+    page.wait_for_function("document.getElementById('upload-progress').value > 0")
+    screenshot(page, "upload-progress")
+    page.wait_for_url(re.compile(r"/uploads/\d+/preview/"), timeout=60_000)
+    network.send(
+        "Network.emulateNetworkConditions",
+        {"offline": False, "latency": 0, "downloadThroughput": -1, "uploadThroughput": -1},
+    )
+
+    # The preview: format, row estimate, and the bad row's problem at its field.
+    job = UpsertJob.objects.get()
+    expect(page.locator(".facts")).to_contain_text("JSON Lines")
+    expect(page.locator(".facts")).to_contain_text("about 3,000")
+    bad_cell = page.locator("tr.invalid td.bad-cell")
+    expect(bad_cell).to_have_count(1)
+    expect(bad_cell).to_contain_text("field `emb`: expected 4 floats, got 2")
+    screenshot(page, "preview")
+
+    # Start, and watch the progress reach 100 % without reloading the page.
+    page.click("button:has-text('Start job')")
+    expect(page).to_have_url(re.compile(rf"/jobs/{job.pk}/$"))
+    screenshot(page, "job-started")
+    expect(page.locator("#job-live .percent")).to_have_text("100.0 %", timeout=120_000)
+    expect(page.locator("#job-live .badge")).to_have_text("Partially failed")
+
+    # The finished job: batches, the failure grouped by reason, the failed rows download.
+    expect(page.locator("#batches tbody tr")).to_have_count(25)
+    expect(page.locator("#batches")).to_contain_text("page 1 of 2")
+    expect(page.get_by_text("Failures by reason")).to_be_visible()
+    expect(page.locator("#job-live svg")).to_be_visible()
+    screenshot(page, "job-finished")
+    with page.expect_download() as download:
+        page.click("text=Download failed rows")
+    assert download.value.suggested_filename == f"job-{job.pk}-failed-rows.jsonl"
+    failed = [json.loads(line) for line in download.value.path().read_text().splitlines()]
+    assert [row["row_number"] for row in failed] == [BAD_ROW]
+
+    batches = page.locator("#batches")
+    batches.get_by_role("link", name="next ›").click()
+    expect(batches).to_contain_text("page 2 of 2")
+    expect(batches.locator("tbody tr")).to_have_count(5)
+    expect(page.locator("#job-live .percent")).to_have_text("100.0 %")
+
+    job.refresh_from_db()
+    assert job.status == JobStatus.PARTIALLY_FAILED
+    assert (job.rows_upserted, job.rows_failed) == (ROWS - 1, 1)
+    landed = query(milvus, books, "book_id in [1, 2, 3, 4]", ["book_id"], count=3)
+    assert [int(row["book_id"]) for row in landed] == [1, 2, 4]
+
+    # The jobs list shows it finished.
+    page.click("nav >> text=Jobs")
+    row = page.locator("#job-table tbody tr").first
+    expect(row).to_contain_text("books.jsonl")
+    expect(row.locator(".badge")).to_have_text("Partially failed")
+    screenshot(page, "jobs-list")
+
+    # The audit trail: who uploaded the file and started the job, from where.
+    page.click("nav >> text=Audit")
+    page.fill("#id_q", "books.jsonl")
+    page.click("button:has-text('Filter')")
+    for action in ("File uploaded", "Job started"):
+        event = page.locator("table.audit tbody tr", has_text=action)
+        expect(event).to_contain_text("ada")
+        expect(event).to_contain_text("127.0.0.1")
+        expect(event).to_contain_text(job.sha256)
+    screenshot(page, "audit")
+
+    # Entity lookup: which job wrote book 7, when and by whom.
+    page.click("text=Entity lookup")
+    page.fill("#id_entity_id", "7")
+    page.fill("#id_collection", books)
+    page.click("button:has-text('Look up')")
+    writes = page.locator("table tbody tr")
+    expect(writes).to_have_count(1)
+    expect(writes).to_contain_text(f"job {job.pk}")
+    expect(writes).to_contain_text("ada")
+    screenshot(page, "entity-lookup")
+
+    # The same pages on a phone, and the friendly 404.
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.goto(f"{live_server.url}/jobs/{job.pk}/")
+    screenshot(page, "job-on-a-phone", full_page=False)
+    page.goto(f"{live_server.url}/jobs/")
+    screenshot(page, "jobs-on-a-phone", full_page=False)
+    page.set_viewport_size({"width": 1280, "height": 900})
+    page.goto(f"{live_server.url}/jobs/999999/")
+    expect(page.locator("h1")).to_have_text("There is nothing here")
+    screenshot(page, "not-found")
+
+
+def test_a_file_that_cannot_be_read_is_explained_on_the_form(
+    page, live_server, milvus, make_collection, tmp_path
+):
+    from playwright.sync_api import expect
+
+    screenshot = Screenshots("refused")
+
+    books = make_collection(BOOK_FIELDS)
+    make_cluster("embedded-milvus", base_url=milvus.url)
+    make_user_with_role("otto", roles.OPERATORS)
+    empty = tmp_path / "empty.jsonl"
+    empty.write_bytes(b"")
+
+    _log_in(page, live_server, "otto")
+    page.click("nav >> text=New upload")
+    # The collection picker becomes a list once the cluster has named its collections.
+    page.locator("select#id_collection_name").select_option(books)
+    page.set_input_files("#id_file", str(empty))
+    page.click("button:has-text('Upload and preview')")
+
+    expect(page.locator("#upload-form .alert.error")).to_have_text("empty.jsonl is empty.")
+    expect(page).to_have_url(re.compile(r"/uploads/new/$"))
+    screenshot(page, "upload-refused")
+    assert not UpsertJob.objects.exists()

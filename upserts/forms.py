@@ -1,0 +1,176 @@
+"""The console's forms: they parse and check what a person typed; services do the rest."""
+
+from typing import Any
+
+from django import forms
+from django.conf import settings
+
+from upserts.models import AuditAction, ClusterEndpoint, JobStatus
+from upserts.selectors import enabled_clusters
+
+_DATE = forms.DateInput(attrs={"type": "date"})
+_CLUSTER_FIELDS = (
+    "name",
+    "base_url",
+    "api_version",
+    "default_database",
+    "verify_tls",
+    "request_timeout_seconds",
+    "is_enabled",
+)
+
+
+class ClusterForm(forms.ModelForm):
+    """Register or change a cluster. The token is write-only: typed, never shown again."""
+
+    token = forms.CharField(
+        required=False,
+        strip=True,
+        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
+        help_text="An API key, or user:password. Stored encrypted; never shown again.",
+    )
+    remove_token = forms.BooleanField(required=False, label="Remove the stored token")
+
+    class Meta:
+        model = ClusterEndpoint
+        fields = list(_CLUSTER_FIELDS)
+        widgets = {"base_url": forms.TextInput(attrs={"placeholder": "http://127.0.0.1:19530"})}
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if self.instance.pk is None:
+            del self.fields["remove_token"]
+            del self.fields["is_enabled"]
+        elif self.instance.has_token:
+            self.fields["token"].help_text = "A token is set — replace it? Leave blank to keep it."
+            self.fields["token"].widget.attrs["placeholder"] = "set — type to replace"
+        else:
+            del self.fields["remove_token"]
+            self.fields["token"].help_text = "No token is set. " + str(
+                self.fields["token"].help_text
+            )
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        if cleaned.get("remove_token") and cleaned.get("token"):
+            self.add_error("token", "Type a new token or remove the stored one, not both.")
+        return cleaned
+
+    def changed_token(self) -> str | None:
+        """The token for ``update_cluster``: ``None`` keeps it, ``""`` removes it."""
+        if self.cleaned_data.get("remove_token"):
+            return ""
+        return self.cleaned_data.get("token") or None
+
+    def cluster_fields(self) -> dict[str, Any]:
+        """The typed fields, as keyword arguments of ``create_cluster`` / ``update_cluster``."""
+        return {name: self.cleaned_data[name] for name in _CLUSTER_FIELDS if name in self.fields}
+
+
+class UploadForm(forms.Form):
+    cluster = forms.ModelChoiceField(queryset=ClusterEndpoint.objects.none(), empty_label=None)
+    database_name = forms.CharField(
+        label="Database",
+        max_length=255,
+        required=False,
+        help_text="Leave blank for the cluster's default database.",
+    )
+    collection_name = forms.CharField(label="Collection", max_length=255)
+    partition_name = forms.CharField(
+        label="Partition", max_length=255, required=False, help_text="Optional; v2 API only."
+    )
+    file = forms.FileField(
+        allow_empty_file=True,
+        help_text="JSON, JSON Lines, CSV or Parquet, optionally gzip-compressed.",
+    )
+    batch_size = forms.IntegerField(
+        min_value=1, max_value=10_000, initial=500, help_text="Rows per upsert request."
+    )
+    max_in_flight = forms.IntegerField(
+        label="Requests in flight",
+        min_value=1,
+        max_value=16,
+        initial=2,
+        help_text="Batches sent at the same time.",
+    )
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["cluster"].queryset = enabled_clusters()  # type: ignore[attr-defined]
+        accept = ".json,.jsonl,.ndjson,.csv,.parquet,.gz"
+        self.fields["file"].widget.attrs.update(
+            {"accept": accept, "data-max-bytes": str(settings.UPLOAD_MAX_BYTES)}
+        )
+
+
+class JobFilterForm(forms.Form):
+    label_suffix = ""
+    q = forms.CharField(
+        label="Search",
+        required=False,
+        widget=forms.TextInput(attrs={"placeholder": "file, collection, sha256 or #job"}),
+    )
+    status = forms.ChoiceField(choices=[("", "any status"), *JobStatus.choices], required=False)
+    cluster = forms.ModelChoiceField(
+        queryset=ClusterEndpoint.objects.order_by("name"), required=False, empty_label="any cluster"
+    )
+    collection = forms.CharField(
+        required=False, widget=forms.TextInput(attrs={"list": "collections"})
+    )
+    user = forms.CharField(required=False, widget=forms.TextInput(attrs={"list": "usernames"}))
+    created_from = forms.DateField(label="From", required=False, widget=_DATE)
+    created_to = forms.DateField(label="To", required=False, widget=_DATE)
+
+    def selector_arguments(self) -> dict[str, Any]:
+        data = self.cleaned_data if self.is_valid() else {}
+        return {
+            "status": data.get("status", ""),
+            "cluster": data.get("cluster"),
+            "collection_name": data.get("collection", ""),
+            "username": data.get("user", ""),
+            "created_from": data.get("created_from"),
+            "created_to": data.get("created_to"),
+            "search": data.get("q", ""),
+        }
+
+
+class AuditFilterForm(forms.Form):
+    label_suffix = ""
+    q = forms.CharField(
+        label="Search",
+        required=False,
+        widget=forms.TextInput(attrs={"placeholder": "target or IP address"}),
+    )
+    action = forms.ChoiceField(choices=[("", "any action"), *AuditAction.choices], required=False)
+    user = forms.CharField(required=False, widget=forms.TextInput(attrs={"list": "usernames"}))
+    target_type = forms.ChoiceField(
+        label="Target",
+        required=False,
+        choices=[("", "anything"), ("upsertjob", "jobs"), ("clusterendpoint", "clusters")],
+    )
+    target_id = forms.CharField(label="Target id", required=False)
+    created_from = forms.DateField(label="From", required=False, widget=_DATE)
+    created_to = forms.DateField(label="To", required=False, widget=_DATE)
+
+    def selector_arguments(self) -> dict[str, Any]:
+        data = self.cleaned_data if self.is_valid() else {}
+        return {
+            "action": data.get("action", ""),
+            "username": data.get("user", ""),
+            "target_type": data.get("target_type", ""),
+            "target_id": data.get("target_id", ""),
+            "created_from": data.get("created_from"),
+            "created_to": data.get("created_to"),
+            "search": data.get("q", ""),
+        }
+
+
+class EntityLookupForm(forms.Form):
+    label_suffix = ""
+    entity_id = forms.CharField(label="Entity id", max_length=512)
+    collection = forms.CharField(
+        max_length=255, widget=forms.TextInput(attrs={"list": "collections"})
+    )
+    cluster = forms.ModelChoiceField(
+        queryset=ClusterEndpoint.objects.order_by("name"), required=False, empty_label="any cluster"
+    )

@@ -1,0 +1,55 @@
+"""Login throttling against password guessing, kept in the audit trail.
+
+Every failed login is an audit event (username tried, client IP). A username with too many
+recent failures, or an IP with many more, is refused for the rest of the window, whatever
+the password, so guessing costs hours rather than seconds.
+"""
+
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.http import HttpRequest
+from django.utils import timezone
+
+from upserts.models import AuditAction, AuditEvent
+from upserts.services.audit import record_event
+
+
+def client_ip(request: HttpRequest | None) -> str | None:
+    """The peer address; a proxy's X-Forwarded-For is trusted only when settings say so."""
+    if request is None:
+        return None
+    if settings.TRUST_X_FORWARDED_FOR:
+        forwarded = request.META.get("HTTP_X_FORWARDED_FOR", "")
+        if forwarded:
+            return forwarded.split(",")[0].strip() or None
+    return request.META.get("REMOTE_ADDR") or None
+
+
+def record_failed_login(
+    sender: Any, credentials: dict[str, Any], request: HttpRequest | None = None, **kwargs: Any
+) -> None:
+    """Receiver of django.contrib.auth's user_login_failed signal."""
+    record_event(
+        action=AuditAction.LOGIN_FAILED,
+        client_ip=client_ip(request),
+        details={"username": str(credentials.get("username", ""))[:150]},
+    )
+
+
+def seconds_until_login_allowed(username: str, ip: str | None) -> int:
+    """0 when a login may be tried now, else how long until the window lets it through."""
+    window = timedelta(seconds=settings.LOGIN_FAILURE_WINDOW_SECONDS)
+    since = timezone.now() - window
+    failures = AuditEvent.objects.filter(action=AuditAction.LOGIN_FAILED, created_at__gte=since)
+    by_user = failures.filter(details__username=username)
+    by_ip = failures.filter(client_ip=ip) if ip else failures.none()
+    for recent, limit in (
+        (by_user, settings.LOGIN_FAILURES_PER_USERNAME),
+        (by_ip, settings.LOGIN_FAILURES_PER_IP),
+    ):
+        times = list(recent.order_by("-created_at").values_list("created_at", flat=True)[:limit])
+        if len(times) >= limit:
+            return max(1, int((times[-1] + window - timezone.now()).total_seconds()))
+    return 0

@@ -1,0 +1,161 @@
+"""New upload: pick the target, send the file, look at the preview, then start or cancel."""
+
+from typing import Any
+
+from django.contrib import messages
+from django.core.exceptions import ValidationError
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from upserts import roles, selectors
+from upserts.forms import UploadForm
+from upserts.milvus.errors import ClusterError
+from upserts.models import JobStatus, UpsertJob
+from upserts.services import clusters
+from upserts.services.job_control import JobActionRefused, cancel_job, start_job
+from upserts.services.preview import preview_job
+from upserts.services.uploads import UploadRejected, check_upload_target, create_job
+from upserts.views.access import client_ip, is_htmx, staff_required
+
+
+@require_http_methods(["GET", "POST"])
+@staff_required(roles.OPERATE_JOBS)
+def upload_new(request: HttpRequest) -> HttpResponse:
+    if request.method == "POST":
+        form = UploadForm(request.POST, request.FILES)
+        if form.is_valid():
+            job = _create_job(request, form)
+            if job is not None:
+                preview = reverse("upload_preview", args=[job.pk])
+                if is_htmx(request):
+                    return HttpResponse(headers={"HX-Redirect": preview})
+                return redirect(preview)
+    else:
+        form = UploadForm(initial=_initial(request))
+    return render(
+        request,
+        "uploads/new.html",
+        {"form": form, "has_clusters": selectors.enabled_clusters().exists()},
+    )
+
+
+def _initial(request: HttpRequest) -> dict[str, Any]:
+    """Preselected target, as the collection page's "upload into it" link passes it."""
+    initial: dict[str, Any] = {
+        key: request.GET[param]
+        for key, param in (
+            ("cluster", "cluster"),
+            ("database_name", "database"),
+            ("collection_name", "collection"),
+        )
+        if request.GET.get(param)
+    }
+    if "cluster" not in initial:
+        first = selectors.enabled_clusters().first()
+        if first is not None:
+            initial["cluster"] = first.pk
+    return initial
+
+
+def _create_job(request: HttpRequest, form: UploadForm) -> UpsertJob | None:
+    data = form.cleaned_data
+    try:
+        check_upload_target(
+            cluster=data["cluster"],
+            collection_name=data["collection_name"],
+            database_name=data["database_name"],
+        )
+        return create_job(
+            source=data["file"],
+            filename=data["file"].name,
+            cluster=data["cluster"],
+            collection_name=data["collection_name"],
+            database_name=data["database_name"],
+            partition_name=data["partition_name"],
+            batch_size=data["batch_size"],
+            max_in_flight=data["max_in_flight"],
+            actor=request.user,
+            client_ip=client_ip(request),
+        )
+    except UploadRejected as exc:
+        form.add_error(None, str(exc))
+    except ValidationError as exc:
+        form.add_error(None, " ".join(exc.messages))
+    return None
+
+
+@require_GET
+@staff_required(roles.OPERATE_JOBS)
+def upload_collections(request: HttpRequest) -> HttpResponse:
+    """The collection picker for the chosen cluster and database (an htmx partial)."""
+    cluster_pk = _int(request.GET.get("cluster"))
+    cluster = (
+        selectors.enabled_clusters().filter(pk=cluster_pk).first()
+        if cluster_pk is not None
+        else None
+    )
+    database = request.GET.get("database_name", "").strip()
+    selected = request.GET.get("collection_name", "").strip()
+    names: list[str] = []
+    error = ""
+    if cluster is not None:
+        database = database or cluster.default_database
+        try:
+            names = clusters.list_collections(cluster, database)
+        except ClusterError as exc:
+            error = str(exc)
+    return render(
+        request,
+        "uploads/_collection_picker.html",
+        {
+            "cluster": cluster,
+            "database": database,
+            "collections": names,
+            "selected": selected,
+            "error": error,
+        },
+    )
+
+
+def _int(text: str | None) -> int | None:
+    return int(text) if text and text.isdigit() else None
+
+
+@require_GET
+@staff_required(roles.VIEW_JOBS)
+def upload_preview(request: HttpRequest, pk: int) -> HttpResponse:
+    job = get_object_or_404(selectors.job_list(), pk=pk)
+    if job.status != JobStatus.PENDING:
+        return redirect("job_detail", pk=job.pk)
+    return render(request, "uploads/preview.html", {"job": job, "preview": preview_job(job)})
+
+
+@require_POST
+@staff_required(roles.OPERATE_JOBS)
+def upload_start(request: HttpRequest, pk: int) -> HttpResponse:
+    job = get_object_or_404(selectors.job_list(), pk=pk)
+    if job.status == JobStatus.PENDING and not preview_job(job, limit=1).can_start:
+        messages.error(request, "This file cannot be sent to that collection; see the preview.")
+        return redirect("upload_preview", pk=job.pk)
+    try:
+        start_job(job, actor=request.user, client_ip=client_ip(request))
+    except JobActionRefused as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(request, f"Job {job.pk} started.")
+    return redirect("job_detail", pk=job.pk)
+
+
+@require_POST
+@staff_required(roles.OPERATE_JOBS)
+def upload_cancel(request: HttpRequest, pk: int) -> HttpResponse:
+    job = get_object_or_404(selectors.job_list(), pk=pk)
+    try:
+        cancel_job(job, actor=request.user, client_ip=client_ip(request))
+    except JobActionRefused as exc:
+        messages.error(request, str(exc))
+        return redirect("job_detail", pk=job.pk)
+    messages.info(request, f"Upload of {job.original_filename} cancelled; nothing was sent.")
+    return redirect("upload_new")
