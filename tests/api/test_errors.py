@@ -88,7 +88,7 @@ def test_an_unexpected_failure_is_a_500_in_the_same_shape_and_is_logged(
     def broken(pk):
         raise RuntimeError("disk on fire")
 
-    monkeypatch.setattr("upserts.selectors.job_with_cluster", broken)
+    monkeypatch.setattr("upserts.selectors.job_detail", broken)
 
     response = api_as("viewer").get("/api/v1/jobs/1/")
 

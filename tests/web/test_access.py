@@ -17,6 +17,7 @@ GRANTS = {
     "viewer": {"staff", "view"},
     "operator": {"staff", "view", "operate"},
     "cluster_admin": {"staff", "view", "operate", "manage"},
+    "superuser": {"staff", "view", "operate", "manage"},
 }
 
 
@@ -56,7 +57,7 @@ PAGES: list[tuple[str, Callable[[ClusterEndpoint], dict[str, Any]], str, str]] =
     ("audit_export", lambda c: {}, "get", "view"),
     ("entity_lookup", lambda c: {}, "get", "view"),
 ]
-ROLES = ["anonymous", "non_staff", "viewer", "operator", "cluster_admin"]
+ROLES = ["anonymous", "non_staff", "viewer", "operator", "cluster_admin", "superuser"]
 
 
 @pytest.mark.parametrize("role", ROLES)

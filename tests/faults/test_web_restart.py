@@ -1,0 +1,139 @@
+"""The web process killed in the middle of an upload leaves no half-created job behind."""
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import requests
+from django.conf import settings
+
+from console.localservices import free_port, wait_for_port
+from tests.conftest import PROJECT_DIR, _database_url_of_test_database
+from tests.factories import make_cluster, make_user_with_role
+from upserts import roles
+from upserts.models import AuditAction, AuditEvent, UpsertJob
+from upserts.services.api_tokens import create_api_token
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+ROW = b'{"book_id": 1, "title": "Book", "emb": [0.1, 0.2, 0.3, 0.4]}\n'
+
+
+class WebServer:
+    """gunicorn serving the console on the test database, as in production."""
+
+    def __init__(self, media_root: Path, broker_url: str) -> None:
+        self.port = free_port()
+        self.media_root = media_root
+        self.broker_url = broker_url
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> "WebServer":
+        env = {
+            **os.environ,
+            "DATABASE_URL": _database_url_of_test_database(),
+            "MEDIA_ROOT": str(self.media_root),
+            "CELERY_BROKER_URL": self.broker_url,
+            # No worker listens here: the test is about what the web process stores.
+            "CELERY_QUEUE": f"web-restart-{uuid.uuid4().hex[:8]}",
+            "SECRET_KEY": settings.SECRET_KEY,
+            "FIELD_ENCRYPTION_KEY": ",".join(settings.FIELD_ENCRYPTION_KEYS),
+        }
+        env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "gunicorn",
+                "console.wsgi:application",
+                "--bind",
+                f"127.0.0.1:{self.port}",
+                "--workers",
+                "1",
+                "--threads",
+                "2",
+            ],
+            cwd=PROJECT_DIR,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        wait_for_port(self.port, timeout=30, process=self.process)
+        return self
+
+    def kill(self) -> None:
+        assert self.process is not None
+        os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait()
+        self.process = None
+
+
+@pytest.fixture
+def web(tmp_path, redis_url) -> Iterator[WebServer]:
+    server = WebServer(tmp_path / "media", redis_url).start()
+    try:
+        yield server
+    finally:
+        if server.process is not None:
+            server.kill()
+
+
+def test_killing_the_web_process_mid_upload_leaves_no_job_file_or_event(web):
+    cluster = make_cluster("target", base_url="http://127.0.0.1:9")
+    user = make_user_with_role("operator", roles.OPERATORS)
+    key = create_api_token(user=user, name="upload").key
+    boundary = uuid.uuid4().hex
+    head = (
+        f"--{boundary}\r\n"
+        'Content-Disposition: form-data; name="cluster"\r\n\r\n'
+        f"{cluster.pk}\r\n"
+        f"--{boundary}\r\n"
+        'Content-Disposition: form-data; name="collection"\r\n\r\nbooks\r\n'
+        f"--{boundary}\r\n"
+        'Content-Disposition: form-data; name="file"; filename="big.jsonl"\r\n'
+        "Content-Type: application/octet-stream\r\n\r\n"
+    ).encode()
+    body_size = len(head) + 40 * 1024 * 1024
+    upload = socket.create_connection(("127.0.0.1", web.port))
+    upload.sendall(
+        (
+            "POST /api/v1/jobs/ HTTP/1.1\r\n"
+            f"Host: 127.0.0.1:{web.port}\r\n"
+            f"Authorization: Token {key}\r\n"
+            f"Content-Type: multipart/form-data; boundary={boundary}\r\n"
+            f"Content-Length: {body_size}\r\n\r\n"
+        ).encode()
+        + head
+    )
+    for _ in range(8 * 1024 * 1024 // len(ROW)):  # about a fifth of the file, then the crash
+        upload.sendall(ROW)
+
+    web.kill()
+    upload.close()
+    web.start()
+
+    assert not UpsertJob.objects.exists()
+    assert not AuditEvent.objects.filter(action=AuditAction.FILE_UPLOADED).exists()
+    stored = web.media_root / "uploads"
+    assert not stored.exists() or not any(stored.iterdir())
+    # The restarted process takes the same upload whole.
+    answer = requests.post(
+        f"{web.url}/api/v1/jobs/",
+        headers={"Authorization": f"Token {key}"},
+        data={"cluster": cluster.pk, "collection": "books"},
+        files={"file": ("small.jsonl", ROW * 10)},
+        timeout=30,
+    )
+    assert answer.status_code == 202, answer.text
+    assert UpsertJob.objects.count() == 1
