@@ -20,6 +20,7 @@ from upserts.models import (
     WorkerHeartbeat,
 )
 from upserts.services.api_tokens import revoke_api_token
+from upserts.services.clusters import EDITABLE_CLUSTER_FIELDS
 
 
 class ClusterEndpointAdminForm(forms.ModelForm):
@@ -33,16 +34,7 @@ class ClusterEndpointAdminForm(forms.ModelForm):
 
     class Meta:
         model = ClusterEndpoint
-        fields = [
-            "name",
-            "base_url",
-            "api_version",
-            "token",
-            "default_database",
-            "verify_tls",
-            "request_timeout_seconds",
-            "is_enabled",
-        ]
+        fields = [*EDITABLE_CLUSTER_FIELDS, "token"]
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

@@ -7,17 +7,9 @@ from django.conf import settings
 
 from upserts.models import AuditAction, ClusterEndpoint, JobStatus
 from upserts.selectors import enabled_clusters
+from upserts.services.clusters import EDITABLE_CLUSTER_FIELDS
 
 _DATE = forms.DateInput(attrs={"type": "date"})
-_CLUSTER_FIELDS = (
-    "name",
-    "base_url",
-    "api_version",
-    "default_database",
-    "verify_tls",
-    "request_timeout_seconds",
-    "is_enabled",
-)
 
 
 class ClusterForm(forms.ModelForm):
@@ -33,7 +25,7 @@ class ClusterForm(forms.ModelForm):
 
     class Meta:
         model = ClusterEndpoint
-        fields = list(_CLUSTER_FIELDS)
+        fields = list(EDITABLE_CLUSTER_FIELDS)
         widgets = {"base_url": forms.TextInput(attrs={"placeholder": "http://127.0.0.1:19530"})}
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -64,7 +56,9 @@ class ClusterForm(forms.ModelForm):
 
     def cluster_fields(self) -> dict[str, Any]:
         """The typed fields, as keyword arguments of ``create_cluster`` / ``update_cluster``."""
-        return {name: self.cleaned_data[name] for name in _CLUSTER_FIELDS if name in self.fields}
+        return {
+            name: self.cleaned_data[name] for name in EDITABLE_CLUSTER_FIELDS if name in self.fields
+        }
 
 
 class UploadForm(forms.Form):

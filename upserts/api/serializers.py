@@ -27,7 +27,7 @@ from upserts.models import (
     UpsertJob,
     validate_cluster_url,
 )
-from upserts.services.clusters import ConnectionTest
+from upserts.services.clusters import EDITABLE_CLUSTER_FIELDS, ConnectionTest
 
 MAX_BATCH_BYTES = 64 * 1024 * 1024
 # The largest id a 64-bit integer column holds: larger ones would fail in the database.
@@ -350,16 +350,7 @@ class ClusterWriteSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = ClusterEndpoint
-        fields = [
-            "name",
-            "base_url",
-            "api_version",
-            "token",
-            "default_database",
-            "verify_tls",
-            "request_timeout_seconds",
-            "is_enabled",
-        ]
+        fields = [*EDITABLE_CLUSTER_FIELDS, "token"]
         extra_kwargs = {name: {"help_text": text} for name, text in _CLUSTER_HELP.items()}
 
 

@@ -51,7 +51,8 @@ class ClusterInUse(Exception):
     """A cluster with jobs cannot be deleted: the jobs' history would point nowhere."""
 
 
-_EDITABLE = (
+# What a person may change on a cluster besides its token (forms, admin, API and audit use it).
+EDITABLE_CLUSTER_FIELDS = (
     "name",
     "base_url",
     "api_version",
@@ -108,7 +109,7 @@ def update_cluster(
     **fields: Any,
 ) -> ClusterEndpoint:
     """Change the given fields; ``token=None`` keeps the token, ``""`` removes it."""
-    unknown = set(fields) - set(_EDITABLE)
+    unknown = set(fields) - set(EDITABLE_CLUSTER_FIELDS)
     if unknown:
         raise ValueError(f"not editable: {', '.join(sorted(unknown))}")
     before = _describe(cluster)
@@ -223,4 +224,4 @@ def describe_collection(
 
 
 def _describe(cluster: ClusterEndpoint) -> dict[str, Any]:
-    return {name: getattr(cluster, name) for name in _EDITABLE}
+    return {name: getattr(cluster, name) for name in EDITABLE_CLUSTER_FIELDS}
