@@ -26,7 +26,6 @@ import argparse
 import json
 import os
 import random
-import secrets
 import shutil
 import signal
 import subprocess
@@ -38,7 +37,6 @@ from dataclasses import asdict, dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 if str(PROJECT_ROOT) not in sys.path:
@@ -46,6 +44,7 @@ if str(PROJECT_ROOT) not in sys.path:
 
 import requests  # noqa: E402
 
+from bench.scratch_postgres import ScratchPostgres  # noqa: E402
 from console.localservices import free_port, wait_for_port  # noqa: E402
 
 TARGET_RATIO = 3.0
@@ -58,37 +57,6 @@ def say(message: str) -> None:
 
 
 # --- the scratch database -------------------------------------------------------------------
-
-
-def with_database(url: str, name: str) -> str:
-    return urlunsplit(urlsplit(url)._replace(path=f"/{name}"))
-
-
-class ScratchPostgres:
-    """A database of our own on the given server, created here and always dropped here."""
-
-    def __init__(self, server_url: str) -> None:
-        self.name = f"bench_api_poll_{secrets.token_hex(4)}"
-        # The maintenance database, not the one in the URL, issues CREATE and DROP.
-        self.admin_url = with_database(server_url, "postgres")
-        self.url = with_database(server_url, self.name)
-        self.created = False
-
-    def create(self) -> None:
-        import psycopg
-
-        with psycopg.connect(self.admin_url, autocommit=True) as admin:
-            admin.execute(f'CREATE DATABASE "{self.name}"')
-        self.created = True
-
-    def drop(self) -> None:
-        if not self.created:
-            return
-        import psycopg
-
-        with psycopg.connect(self.admin_url, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
-        self.created = False
 
 
 def setup_django(database_url: str, workdir: Path) -> dict[str, str]:
@@ -394,7 +362,11 @@ def main(argv: list[str] | None = None) -> int:
     stop_on_sigterm()
     workdir = Path(tempfile.mkdtemp(prefix="bench-api-poll-"))
     server_url = os.environ.get("DATABASE_URL", "")
-    scratch = ScratchPostgres(server_url) if server_url.startswith("postgres") else None
+    scratch = (
+        ScratchPostgres(server_url, prefix="bench_api_poll")
+        if server_url.startswith("postgres")
+        else None
+    )
     server: Gunicorn | None = None
     try:
         if scratch is not None:

@@ -19,7 +19,6 @@ import json
 import math
 import os
 import random
-import secrets
 import shutil
 import signal
 import sys
@@ -29,11 +28,12 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
-from urllib.parse import urlsplit, urlunsplit
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 if str(PROJECT_ROOT) not in sys.path:
     sys.path.insert(0, str(PROJECT_ROOT))
+
+from bench.scratch_postgres import ScratchPostgres  # noqa: E402
 
 BATCH_ROWS = 500
 SQLITE_CHUNK_ROWS = 50_000
@@ -56,38 +56,6 @@ def load_average() -> tuple[float, float, float]:
 
 
 # --- the scratch database -------------------------------------------------------------------
-
-
-def with_database(url: str, name: str) -> str:
-    parts = urlsplit(url)
-    return urlunsplit(parts._replace(path=f"/{name}"))
-
-
-class ScratchPostgres:
-    """A database of our own on the given server, created here and always dropped here."""
-
-    def __init__(self, server_url: str) -> None:
-        self.name = f"bench_lookup_{secrets.token_hex(4)}"
-        # The maintenance database, not the one in the URL, issues CREATE and DROP.
-        self.admin_url = with_database(server_url, "postgres")
-        self.url = with_database(server_url, self.name)
-        self.created = False
-
-    def create(self) -> None:
-        import psycopg
-
-        with psycopg.connect(self.admin_url, autocommit=True) as admin:
-            admin.execute(f'CREATE DATABASE "{self.name}"')
-        self.created = True
-
-    def drop(self) -> None:
-        if not self.created:
-            return
-        import psycopg
-
-        with psycopg.connect(self.admin_url, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
-        self.created = False
 
 
 def setup_django(database_url: str, workdir: Path) -> None:
@@ -371,7 +339,11 @@ def main(argv: list[str] | None = None) -> int:
     rng = random.Random(args.seed)
     workdir = Path(tempfile.mkdtemp(prefix="bench-lookup-"))
     given = os.environ.get("DATABASE_URL", "")
-    scratch = ScratchPostgres(given) if given.startswith(("postgres", "pgsql")) else None
+    scratch = (
+        ScratchPostgres(given, prefix="bench_lookup")
+        if given.startswith(("postgres", "pgsql"))
+        else None
+    )
     try:
         if scratch is not None:
             scratch.create()
