@@ -236,7 +236,7 @@ def run_mode(
     record_from = start_at + slice_seconds * len(targets)  # one warm-up round
     stop_at = record_from + rounds * slice_seconds * len(targets)
     # latencies[target][poller], statuses[target][poller]: each poller writes only its own.
-    latencies = [[[] for _ in range(pollers)] for _ in targets]
+    latencies: list[list[list[float]]] = [[[] for _ in range(pollers)] for _ in targets]
     statuses: list[list[dict[str, int]]] = [[{} for _ in range(pollers)] for _ in targets]
 
     def target_at(moment: float) -> int:
