@@ -25,7 +25,7 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy upserts console
+	$(BIN)/mypy upserts console bench
 
 format: $(STAMP)
 	$(BIN)/ruff format .
