@@ -21,6 +21,7 @@ from upserts.models import (
 )
 from upserts.services.api_tokens import revoke_api_token
 from upserts.services.clusters import EDITABLE_CLUSTER_FIELDS
+from upserts.services.logins import client_ip
 
 
 class ClusterEndpointAdminForm(forms.ModelForm):
@@ -219,5 +220,5 @@ class ApiTokenAdmin(admin.ModelAdmin):
     def revoke(self, request: HttpRequest, queryset: QuerySet[ApiToken]) -> None:
         tokens = list(queryset.filter(revoked_at__isnull=True).select_related("user"))
         for token in tokens:
-            revoke_api_token(token, actor=request.user, client_ip=request.META.get("REMOTE_ADDR"))
+            revoke_api_token(token, actor=request.user, client_ip=client_ip(request))
         self.message_user(request, f"Revoked {len(tokens)} token(s).")

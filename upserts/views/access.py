@@ -48,8 +48,3 @@ def staff_required(permission: str | None = None) -> Callable[[View], View]:
 
 def is_htmx(request: HttpRequest) -> bool:
     return request.headers.get("HX-Request") == "true"
-
-
-def client_ip(request: HttpRequest) -> str | None:
-    """The peer's address as the server saw it; forwarded headers can be forged, so not them."""
-    return request.META.get("REMOTE_ADDR") or None

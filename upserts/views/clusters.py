@@ -11,8 +11,9 @@ from upserts.forms import ClusterForm
 from upserts.milvus.errors import ClusterError
 from upserts.models import ClusterEndpoint
 from upserts.services import clusters
+from upserts.services.logins import client_ip
 from upserts.validation import schema_warnings
-from upserts.views.access import client_ip, is_htmx, staff_required
+from upserts.views.access import is_htmx, staff_required
 
 
 @require_GET

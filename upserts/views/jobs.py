@@ -16,7 +16,8 @@ from upserts.services.job_control import (
     resume_job,
     retry_failed_rows,
 )
-from upserts.views.access import client_ip, is_htmx, staff_required
+from upserts.services.logins import client_ip
+from upserts.views.access import is_htmx, staff_required
 
 JOBS_PER_PAGE = 25
 BATCHES_PER_PAGE = 25

@@ -15,9 +15,10 @@ from upserts.milvus.errors import ClusterError
 from upserts.models import JobStatus, UpsertJob
 from upserts.services import clusters
 from upserts.services.job_control import JobActionRefused, cancel_job, start_job
+from upserts.services.logins import client_ip
 from upserts.services.preview import preview_job
 from upserts.services.uploads import UploadRejected, check_upload_target, create_job
-from upserts.views.access import client_ip, is_htmx, staff_required
+from upserts.views.access import is_htmx, staff_required
 
 
 @require_http_methods(["GET", "POST"])
