@@ -14,7 +14,7 @@ import requests
 from django.conf import settings
 
 from console.localservices import free_port, wait_for_port
-from tests.conftest import PROJECT_DIR, _database_url_of_test_database
+from tests.conftest import PROJECT_DIR, _database_url_of_test_database, wait_until
 from tests.factories import make_cluster, make_user_with_role
 from upserts import roles
 from upserts.models import AuditAction, AuditEvent, UpsertJob
@@ -50,6 +50,8 @@ class WebServer:
             "FIELD_ENCRYPTION_KEY": ",".join(settings.FIELD_ENCRYPTION_KEYS),
         }
         env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+        self.log = self.media_root.parent / f"gunicorn-{self.port}.log"
+        log = open(self.log, "ab")  # noqa: SIM115 - handed to the child
         self.process = subprocess.Popen(
             [
                 sys.executable,
@@ -65,12 +67,20 @@ class WebServer:
             ],
             cwd=PROJECT_DIR,
             env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
             start_new_session=True,
         )
+        log.close()
         wait_for_port(self.port, timeout=30, process=self.process)
+        wait_until(self._healthy, timeout=30, interval=0.2)
         return self
+
+    def _healthy(self) -> bool:
+        try:
+            return requests.get(f"{self.url}/healthz", timeout=5).status_code == 200
+        except requests.ConnectionError:
+            return False
 
     def kill(self) -> None:
         assert self.process is not None
@@ -128,6 +138,7 @@ def test_killing_the_web_process_mid_upload_leaves_no_job_file_or_event(web):
     stored = web.media_root / "uploads"
     assert not stored.exists() or not any(stored.iterdir())
     # The restarted process takes the same upload whole.
+    assert web.process is not None and web.process.poll() is None, web.log.read_text()[-3000:]
     answer = requests.post(
         f"{web.url}/api/v1/jobs/",
         headers={"Authorization": f"Token {key}"},
