@@ -152,6 +152,13 @@ def assert_every_row_once(job: UpsertJob, rows: int) -> None:
     assert sum(job.batches.values_list("upsert_count", flat=True)) == rows
 
 
+def assert_landed_exactly(job: UpsertJob, rows: int, milvus: LocalMilvus, collection: str) -> None:
+    """The job succeeded, its batches cover the file once, and Milvus holds every row."""
+    assert job.status == JobStatus.SUCCEEDED, job.error_message
+    assert_every_row_once(job, rows)
+    assert count_in_milvus(milvus, collection) == rows
+
+
 def upload_books(cluster: ClusterEndpoint, collection: str, rows: int, **options) -> UpsertJob:
     content = b"".join(orjson.dumps(book(i)) + b"\n" for i in range(1, rows + 1))
     return create_job(
@@ -204,9 +211,7 @@ def test_worker_killed_mid_job_then_a_new_worker_finishes_it_exactly(
     start_worker()
     job = finished(job, timeout=240)
 
-    assert job.status == JobStatus.SUCCEEDED, job.error_message
-    assert_every_row_once(job, 50_000)
-    assert count_in_milvus(fault_milvus, collection) == 50_000
+    assert_landed_exactly(job, 50_000, fault_milvus, collection)
 
 
 def test_milvus_restarted_within_the_retry_budget_loses_nothing(
@@ -221,9 +226,7 @@ def test_milvus_restarted_within_the_retry_budget_loses_nothing(
     )
     job = finished(job, timeout=180)
 
-    assert job.status == JobStatus.SUCCEEDED, job.error_message
-    assert_every_row_once(job, 20_000)
-    assert count_in_milvus(fault_milvus, collection) == 20_000
+    assert_landed_exactly(job, 20_000, fault_milvus, collection)
 
 
 def test_milvus_gone_past_the_retry_budget_fails_the_job_and_resume_finishes_it(
@@ -251,9 +254,7 @@ def test_milvus_gone_past_the_retry_budget_fails_the_job_and_resume_finishes_it(
     send(job, start_worker.queue, fault_redis.url)
     job = finished(job, timeout=180)
 
-    assert job.status == JobStatus.SUCCEEDED, job.error_message
-    assert_every_row_once(job, 20_000)
-    assert count_in_milvus(fault_milvus, collection) == 20_000
+    assert_landed_exactly(job, 20_000, fault_milvus, collection)
 
 
 def test_redis_restarted_mid_job_the_sweeper_sees_the_job_through(
@@ -267,9 +268,7 @@ def test_redis_restarted_mid_job_the_sweeper_sees_the_job_through(
     fault_redis.start()
     job = finished(job, timeout=180)
 
-    assert job.status == JobStatus.SUCCEEDED, job.error_message
-    assert_every_row_once(job, 20_000)
-    assert count_in_milvus(fault_milvus, collection) == 20_000
+    assert_landed_exactly(job, 20_000, fault_milvus, collection)
 
 
 def test_two_workers_given_the_same_job_never_both_send_it(fault_redis, start_worker):
