@@ -40,6 +40,7 @@ from upserts.readers import FileFormatError, SourceRow, read_rows
 from upserts.services import jobs
 from upserts.services.audit import record_event
 from upserts.services.clusters import client_for
+from upserts.services.entity_writes import record_entity_writes
 from upserts.services.sending import (
     BatchOutcome,
     RetryPolicy,
@@ -369,12 +370,7 @@ def _commit_batch(job: UpsertJob, batch: PendingBatch, outcome: BatchOutcome, to
         for failure in failures:
             failure.batch = saved
         FailedRow.objects.bulk_create(failures)
-        EntityWrite.objects.bulk_create(
-            [
-                EntityWrite(job=job, batch=saved, entity_id=str(entity_id))
-                for entity_id in outcome.upsert_ids
-            ]
-        )
+        record_entity_writes(job_id=job.pk, batch_id=saved.pk, entity_ids=outcome.upsert_ids)
     job.checkpoint_row = batch.last_row
 
 
