@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 import orjson
 
 from upserts.milvus.schema import CollectionSchema, FieldSchema
+from upserts.readers import NumberVector
 
 # A check takes a value and returns what is wrong with it, or None when nothing is.
 Check = Callable[[Any], str | None]
@@ -166,7 +167,7 @@ def _string_check(max_length: int | None) -> Check:
     return check
 
 
-def _float_vector_check(type_name: str, dim: int | None) -> Check:
+def _float_vector_check(type_name: str, dim: int | None, *, may_hold_booleans: bool) -> Check:
     limit = _VECTOR_LIMITS[type_name]
     numbers = _NUMBER_TYPES
     hypot = math.hypot
@@ -184,9 +185,30 @@ def _float_vector_check(type_name: str, dim: int | None) -> Check:
                     return None
             except OverflowError:
                 pass
+        return _other_vector_problem(value)
+
+    def check_without_booleans(value: Any) -> str | None:
+        # With no true or false in the row, hypot alone settles the element types: it refuses
+        # anything but numbers (TypeError), and the type scan above is the costliest step of
+        # checking a row of a 768-d collection.
+        if type(value) is list and (dim is None or len(value) == dim):
+            try:
+                if hypot(*value) <= limit:
+                    return None
+            except (TypeError, OverflowError):
+                pass
+        return _other_vector_problem(value)
+
+    def _other_vector_problem(value: Any) -> str | None:
+        if type(value) is NumberVector:
+            # A typed column's numbers, with their peak worked out by the reader: NaN and
+            # infinity fail the comparison.
+            if (dim is None or value.size == dim) and value.peak <= limit:
+                return None
+            value = value.tolist()
         return _vector_problem(value, type_name, dim, limit)
 
-    return check
+    return check if may_hold_booleans else check_without_booleans
 
 
 def _vector_problem(value: Any, type_name: str, dim: int | None, limit: float) -> str | None:
@@ -286,13 +308,13 @@ def _scalar_check(data_type: str, max_length: int | None = None) -> Check | None
     return None
 
 
-def _check_for(field: FieldSchema) -> Check:
+def _check_for(field: FieldSchema, *, may_hold_booleans: bool = True) -> Check:
     data_type = field.data_type
     check: Check
     if data_type in _STRING_TYPES:
         check = _string_check(field.max_length)
     elif data_type in _VECTOR_LIMITS:
-        check = _float_vector_check(data_type, field.dim)
+        check = _float_vector_check(data_type, field.dim, may_hold_booleans=may_hold_booleans)
     elif data_type == "BinaryVector":
         check = _binary_vector_check(field.dim)
     elif data_type == "SparseFloatVector":
@@ -345,6 +367,7 @@ class EntityValidator:
         self.schema = schema
         self._dynamic = schema.enable_dynamic_field
         self._checks: dict[str, Check] = {}
+        self._checks_without_booleans: dict[str, Check] = {}
         self._labels: dict[str, str] = {}
         self._auto_id_key: str | None = None
         required: list[str] = []
@@ -354,15 +377,21 @@ class EntityValidator:
                 self._auto_id_key = field.name
                 continue
             self._checks[field.name] = _check_for(field)
+            self._checks_without_booleans[field.name] = _check_for(field, may_hold_booleans=False)
             self._labels[field.name] = label or f"field `{field.name}`"
             if not field.nullable:
                 required.append(field.name)
         self._required = tuple(required)
 
-    def check(self, entity: dict[str, Any]) -> list[str]:
-        """Every problem of the entity, each a sentence naming its field; empty when it is fine."""
+    def check(self, entity: dict[str, Any], *, may_hold_booleans: bool = True) -> list[str]:
+        """Every problem of the entity, each a sentence naming its field; empty when it is fine.
+
+        A caller that knows the entity holds no true or false (its JSON text has neither word)
+        passes ``may_hold_booleans=False``, and vectors are checked without a type test per
+        element; the result is the same.
+        """
         problems: list[str] = []
-        checks = self._checks
+        checks = self._checks if may_hold_booleans else self._checks_without_booleans
         for name, value in entity.items():
             check = checks.get(name)
             if check is not None:
@@ -454,6 +483,16 @@ def _text_conversion(field: FieldSchema) -> Callable[[str], Any] | None:
         return convert(text)
 
     return convert_cell
+
+
+def json_text_fields(schema: CollectionSchema) -> frozenset[str]:
+    """Fields whose CSV cells hold JSON text (vectors, JSON, Array)."""
+    return frozenset(field.name for field in schema.fields if field.data_type in _JSON_TEXT_TYPES)
+
+
+def float_vector_fields(schema: CollectionSchema) -> frozenset[str]:
+    """Fields that a typed column of floats fills (FloatVector and its 16-bit kinds)."""
+    return frozenset(field.name for field in schema.fields if field.data_type in _VECTOR_LIMITS)
 
 
 @_built_once_per_schema

@@ -10,6 +10,7 @@ from typing import BinaryIO
 
 from upserts.readers.base import ByteStream, open_byte_stream
 from upserts.readers.base import FileFormatError as FileFormatError
+from upserts.readers.base import NumberVector as NumberVector
 from upserts.readers.base import SourceRow as SourceRow
 from upserts.readers.csv_reader import read_csv
 from upserts.readers.detect import HEAD_BYTES as HEAD_BYTES
@@ -32,13 +33,15 @@ def read_rows(
     filename: str,
     start_after: int = 0,
     max_decompressed_bytes: int | None = None,
+    number_vector_columns: frozenset[str] = frozenset(),
 ) -> Iterator[SourceRow]:
     """Rows of the file in order, numbered from 1; the first ``start_after`` are skipped.
 
     ``filename`` is the name the person uploaded, used only in messages. ``fileobj`` is left
     open, and its position is where reading starts. ``max_decompressed_bytes`` bounds what a
     gzip file may expand to. Problems with the file as a whole surface as FileFormatError
-    while iterating, after the rows that could be read before them.
+    while iterating, after the rows that could be read before them. Parquet float-list cells
+    of ``number_vector_columns`` come as NumberVector instead of lists.
     """
     if file_format not in _TEXT_READERS and file_format != "parquet":
         raise ValueError(f"unknown file format {file_format!r}")
@@ -51,6 +54,7 @@ def read_rows(
         filename=filename,
         start_after=start_after,
         max_decompressed_bytes=max_decompressed_bytes,
+        number_vector_columns=number_vector_columns,
     )
 
 
@@ -62,6 +66,7 @@ def _rows(
     filename: str,
     start_after: int,
     max_decompressed_bytes: int | None,
+    number_vector_columns: frozenset[str],
 ) -> Iterator[SourceRow]:
     stream: ByteStream | None = None
     spooled: BinaryIO | None = None
@@ -76,7 +81,12 @@ def _rows(
                     max_decompressed_bytes=max_decompressed_bytes,
                 )
                 source = spooled = spool_to_temporary_file(stream)
-            yield from read_parquet(source, filename=filename, start_after=start_after)
+            yield from read_parquet(
+                source,
+                filename=filename,
+                start_after=start_after,
+                number_vector_columns=number_vector_columns,
+            )
         else:
             stream = open_byte_stream(
                 fileobj,

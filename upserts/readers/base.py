@@ -20,7 +20,9 @@ class FileFormatError(Exception):
     """The rest of the file cannot be read; the message names the file and says what to do."""
 
 
-@dataclass(frozen=True, slots=True)
+# Not frozen: a frozen dataclass sets each field through object.__setattr__, and a reader makes
+# one of these per row of files with millions of rows.
+@dataclass(slots=True)
 class SourceRow:
     """One entity of a file, or the reason it could not be read.
 
@@ -37,6 +39,33 @@ class SourceRow:
     # The entity's own JSON text when the file holds it as is (JSON Lines), so that a row can
     # be sent without encoding it again: the largest per-row cost of the pipeline otherwise.
     encoded: bytes | None = None
+
+
+class NumberVector:
+    """One row's cell of a typed float-list column (Parquet), kept as the column's own numbers.
+
+    Turning 768 floats into Python objects, checking each and writing each back out as JSON is
+    most of what a Parquet row costs; a NumberVector is checked by its ``size`` and ``peak``
+    (the largest magnitude, worked out for a whole record batch at once; NaN or infinite when
+    an element is), and orjson writes ``values`` into the request straight from the array.
+    Not a dataclass, which orjson would write out as an object of its fields.
+    """
+
+    __slots__ = ("peak", "values")
+
+    def __init__(self, values: Any, peak: float) -> None:
+        self.values = values  # a one-dimensional numpy array of float32 or float64
+        self.peak = peak
+
+    def __repr__(self) -> str:
+        return f"NumberVector(size={self.size}, peak={self.peak})"
+
+    @property
+    def size(self) -> int:
+        return int(self.values.shape[0])
+
+    def tolist(self) -> list[float]:
+        return list(self.values.tolist())
 
 
 class _GuardedRaw(io.RawIOBase):

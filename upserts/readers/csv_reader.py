@@ -32,11 +32,19 @@ class _Lines:
         self.line_number = 0
         self.offset = 0
         self.record_lines: list[str] = []
+        self._returned: str | None = None
 
     def __iter__(self) -> "_Lines":
         return self
 
+    def give_back(self, text: str) -> None:
+        """The line just read is read again next, by the csv module: counted once, kept once."""
+        self._returned = text
+
     def __next__(self) -> str:
+        if self._returned is not None:
+            text, self._returned = self._returned, None
+            return text
         line = self._readline(MAX_LINE_BYTES + 1)
         if not line:
             raise StopIteration
@@ -75,7 +83,11 @@ def read_csv(stream: ByteStream, *, filename: str, start_after: int = 0) -> Iter
         record_lines.clear()
         first_line = lines.line_number + 1
         try:
-            record = next(reader)
+            text = next(lines)
+            record = split_plain_record(text)
+            if record is None:
+                lines.give_back(text)
+                record = next(reader)
         except StopIteration:
             break
         except csv.Error as exc:
@@ -98,6 +110,54 @@ def read_csv(stream: ByteStream, *, filename: str, start_after: int = 0) -> Iter
             yield _bad_row(number, first_line, problem, record_lines)
     if number == 0:
         raise no_rows_error(filename, "the CSV has a header row but no data rows")
+
+
+def split_plain_record(line: str) -> list[str] | None:
+    """The fields of a one-line record whose quotes only wrap whole fields, as csv.reader
+    would give them; None for anything else (escaped quotes, a quoted line break, stray
+    quotes, a carriage return or NUL inside), which is left to csv.reader.
+
+    csv.reader looks at every character in Python's C code one by one; a 768-d vector cell is
+    some 7 000 of them, which made it the largest cost of a CSV row. str.split runs at memory
+    speed.
+    """
+    if line.endswith("\r\n"):
+        body = line[:-2]
+    elif line.endswith("\n"):
+        body = line[:-1]
+    else:
+        body = line
+    if not body:
+        return []
+    if "\r" in body or "\x00" in body:
+        return None
+    if '"' not in body:
+        return body.split(",")
+    parts = body.split('"')
+    if len(parts) % 2 == 0:
+        return None
+    fields: list[str] = []
+    before = parts[0]
+    if before:
+        if not before.endswith(","):
+            return None
+        fields += before[:-1].split(",")
+    last = len(parts) - 1
+    for index in range(1, last, 2):
+        fields.append(parts[index])
+        after = parts[index + 1]
+        if index + 1 == last:
+            if after:
+                if not after.startswith(","):
+                    return None
+                fields += after[1:].split(",")
+        else:
+            # Between two quoted fields: "," alone, or ",x,y," with unquoted fields inside.
+            if not (after.startswith(",") and after.endswith(",")):
+                return None
+            if after != ",":
+                fields += after[1:-1].split(",")
+    return fields
 
 
 def _read_header(reader: Iterator[list[str]], lines: _Lines, filename: str) -> list[str]:

@@ -5,12 +5,14 @@ import tempfile
 from collections.abc import Iterator
 from typing import Any, BinaryIO, Literal
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from upserts.readers.base import (
     ByteStream,
     FileFormatError,
+    NumberVector,
     SourceRow,
     no_rows_error,
 )
@@ -20,9 +22,18 @@ BATCH_ROWS = 1024
 
 
 def read_parquet(
-    source: BinaryIO, *, filename: str, start_after: int = 0, batch_rows: int = BATCH_ROWS
+    source: BinaryIO,
+    *,
+    filename: str,
+    start_after: int = 0,
+    batch_rows: int = BATCH_ROWS,
+    number_vector_columns: frozenset[str] = frozenset(),
 ) -> Iterator[SourceRow]:
-    """``source`` must be seekable: Parquet keeps its table of contents at the end of the file."""
+    """``source`` must be seekable: Parquet keeps its table of contents at the end of the file.
+
+    Float-list cells of the columns in ``number_vector_columns`` come as NumberVector rather
+    than lists, for a caller that checks and encodes them as arrays (the pipeline).
+    """
     try:
         parquet = pq.ParquetFile(source)
     except (pa.ArrowException, OSError) as exc:
@@ -64,7 +75,7 @@ def read_parquet(
                 batch = batch.set_column(
                     index, batch.schema.field(index).name, batch.column(index).cast(target)
                 )
-            for entity in _entities(batch):
+            for entity in _entities(batch, number_vector_columns):
                 number += 1
                 for name in binary_columns:
                     value = entity[name]
@@ -78,13 +89,70 @@ def read_parquet(
         ) from None
 
 
-def _entities(batch: pa.RecordBatch) -> list[dict[str, Any]]:
+def _entities(batch: pa.RecordBatch, number_vector_columns: frozenset[str]) -> list[dict[str, Any]]:
     names = batch.schema.names
     columns = []
-    for column in batch.columns:
-        vectors = _float_lists(column)
+    for name, column in zip(names, batch.columns, strict=True):
+        vectors = _number_vectors(column) if name in number_vector_columns else None
+        if vectors is None:
+            vectors = _float_lists(column)
         columns.append(column.to_pylist() if vectors is None else vectors)
     return [dict(zip(names, values, strict=True)) for values in zip(*columns, strict=True)]
+
+
+def _number_vectors(column: pa.Array) -> list[Any] | None:
+    """A float-list column's rows as NumberVector (None for a null row), peaks worked out for
+    the whole batch in a few numpy calls; None when the column is not a list of float32 /
+    float64 without nulls inside."""
+    layout = _float_list_layout(column)
+    if layout is None:
+        return None
+    values, starts, ends = layout
+    flat = values.to_numpy(zero_copy_only=True)
+    magnitudes = np.abs(flat)
+    peaks = np.zeros(len(starts), dtype=np.float64)
+    filled = ends > starts
+    if filled.any():
+        # reduceat takes the largest magnitude from each index to the next, and from the last
+        # one to the end of the array. Rows lie end to start, so stopping the array at the
+        # last row's end gives each filled row its own values; an empty row would get its
+        # neighbour's value instead, so it keeps the zero set above.
+        used = magnitudes[: int(ends[-1])]
+        peaks[filled] = np.maximum.reduceat(used, starts[filled])
+    rows: list[Any] = [
+        NumberVector(values=flat[start:end], peak=float(peak))
+        for start, end, peak in zip(starts.tolist(), ends.tolist(), peaks.tolist(), strict=True)
+    ]
+    if column.null_count:
+        for row, valid in enumerate(column.is_valid().to_pylist()):
+            if not valid:
+                rows[row] = None
+    return rows
+
+
+def _float_list_layout(column: pa.Array) -> tuple[pa.Array, Any, Any] | None:
+    """The child array of float values and each row's start and end in it, relative to the
+    child array's own slice; None for any other column."""
+    list_type = column.type
+    fixed = pa.types.is_fixed_size_list(list_type)
+    if not (fixed or pa.types.is_list(list_type) or pa.types.is_large_list(list_type)):
+        return None
+    value_type = list_type.value_type
+    if not (pa.types.is_float32(value_type) or pa.types.is_float64(value_type)):
+        return None
+    if fixed:
+        size = list_type.list_size
+        first = column.offset * size
+        starts = np.arange(len(column), dtype=np.int64) * size + first
+        ends = starts + size
+        values = column.values
+    else:
+        offsets = column.offsets.to_numpy().astype(np.int64)
+        starts, ends = offsets[:-1], offsets[1:]
+        values = column.values
+    if values.null_count:
+        return None
+    return values, starts, ends
 
 
 def _float_lists(column: pa.Array) -> list[Any] | None:

@@ -20,10 +20,8 @@ def record_entity_writes(*, job_id: int, batch_id: int, entity_ids: Iterable[str
     if not ids:
         return
     quote = connection.ops.quote_name
-    meta = EntityWrite._meta
-    names = ("job", "batch", "entity_id")
-    columns = ", ".join(quote(meta.get_field(name).column) for name in names)
-    table = quote(meta.db_table)
+    columns = ", ".join(quote(column) for column in ("job_id", "batch_id", "entity_id"))
+    table = quote(EntityWrite._meta.db_table)
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
             cursor.execute(

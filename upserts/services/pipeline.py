@@ -36,7 +36,8 @@ from upserts.models import (
     UpsertBatch,
     UpsertJob,
 )
-from upserts.readers import FileFormatError, SourceRow, read_rows
+from upserts.preparation import RowPreparer, RowProblems
+from upserts.readers import FileFormatError, NumberVector, SourceRow, read_rows
 from upserts.services import jobs
 from upserts.services.audit import record_event
 from upserts.services.clusters import client_for
@@ -46,7 +47,7 @@ from upserts.services.sending import (
     RetryPolicy,
     send_batch,
 )
-from upserts.validation import EntityValidator, blocking_schema_problems, coerce_text_values
+from upserts.validation import blocking_schema_problems
 
 logger = logging.getLogger(__name__)
 
@@ -169,6 +170,7 @@ def _send_rows(job: UpsertJob, schema: CollectionSchema, token: str) -> SliceOut
             filename=job.original_filename,
             start_after=job.checkpoint_row,
             max_decompressed_bytes=settings.UPLOAD_MAX_DECOMPRESSED_BYTES,
+            number_vector_columns=run.preparer.number_vector_columns,
         )
         stop_reason = run.send(rows)
     if stop_reason == "cancel":
@@ -189,9 +191,7 @@ class _SliceRun:
         self.deadline = time.monotonic() + settings.UPSERT_TASK_SLICE_SECONDS
         self.client = client_for(job.cluster)
         self.policy = retry_policy()
-        self.validator = EntityValidator(schema)
-        self.coerce = job.file_format == "csv"
-        self.primary = schema.primary_field.name
+        self.preparer = RowPreparer(schema, file_format=job.file_format)
         self.prefix = self.client.upsert_body_prefix(
             database=job.database_name, collection=job.collection_name, partition=job.partition_name
         )
@@ -230,11 +230,11 @@ class _SliceRun:
         """Put the row in the current batch; True when a batch was closed and sent."""
         closed = False
         batch = self.batch
-        prepared = _prepare_row(self.job, row, self.validator, self.coerce)
+        prepared = _prepare_row(self.job, row, self.preparer)
         if isinstance(prepared, FailedRow):
             batch.failures.append(prepared)
         else:
-            key = prepared[0][self.primary]
+            key = prepared[0]
             too_big = (
                 batch.encoded and batch.size_bytes + len(prepared[1]) > self.job.max_batch_bytes
             )
@@ -290,29 +290,35 @@ class _SliceRun:
 
 
 def _prepare_row(
-    job: UpsertJob, row: SourceRow, validator: EntityValidator, coerce: bool
-) -> FailedRow | tuple[dict[str, Any], bytes]:
-    """The row checked and encoded for sending, or the failed row to record instead."""
+    job: UpsertJob, row: SourceRow, preparer: RowPreparer
+) -> FailedRow | tuple[Any, bytes]:
+    """(primary key, JSON text to send) for the row, or the failed row to record instead."""
     if row.error is not None or row.entity is None:
         return FailedRow(
             job=job, row_number=row.number, reason=row.error or "unreadable row", raw=row.raw or ""
         )
-    entity = coerce_text_values(row.entity, validator.schema) if coerce else row.entity
-    problems = validator.check(entity)
-    if problems:
+    prepared = preparer.prepare(row.entity, row.encoded)
+    if isinstance(prepared, RowProblems):
         # Stored as checked (CSV text already turned into numbers, lists...), so the failed
         # rows download is JSON Lines that can be fixed and uploaded again as it is.
         return FailedRow(
-            job=job, row_number=row.number, reason="; ".join(problems), entity=_storable(entity)
+            job=job,
+            row_number=row.number,
+            reason="; ".join(prepared.reasons),
+            entity=_storable(prepared.entity),
         )
-    if row.encoded is not None and not coerce:
-        return entity, row.encoded
-    return entity, orjson.dumps(entity)
+    return prepared
 
 
 def _storable(entity: dict[str, Any]) -> Any:
-    """The entity as JSON can hold it (NaN and Infinity become strings)."""
-    return orjson.loads(orjson.dumps(entity, option=orjson.OPT_NON_STR_KEYS, default=str))
+    """The entity as JSON can hold it (NaN and Infinity become null, other values text)."""
+    return orjson.loads(orjson.dumps(entity, option=orjson.OPT_NON_STR_KEYS, default=_as_json))
+
+
+def _as_json(value: Any) -> Any:
+    if isinstance(value, NumberVector):
+        return value.tolist()
+    return str(value)
 
 
 def _reason_to_stop(job: UpsertJob, deadline: float) -> str | None:
