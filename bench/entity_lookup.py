@@ -128,11 +128,6 @@ def plan_jobs(total_rows: int, job_count: int) -> list[JobPlan]:
                 row_count=min(BATCH_ROWS, rows - start),
                 status=BatchStatus.SUCCEEDED,
                 upsert_count=min(BATCH_ROWS, rows - start),
-                # As the pipeline stores them: the lookup loads each write's batch, ids and all.
-                upsert_ids=[
-                    str(first_entity + offset)
-                    for offset in range(start, min(start + BATCH_ROWS, rows))
-                ],
             )
             for sequence, start in enumerate(range(0, rows, BATCH_ROWS))
         )

@@ -240,9 +240,8 @@ class UpsertBatch(models.Model):
     row_count = models.PositiveIntegerField()
     status = models.CharField(max_length=20, choices=BatchStatus.choices)
     attempts = models.PositiveSmallIntegerField(default=1)
+    # The ids the cluster returned are in EntityWrite, one indexed row each.
     upsert_count = models.PositiveIntegerField(default=0)
-    # As the cluster returned them: Int64 ids arrive as strings and stay exact.
-    upsert_ids = models.JSONField(default=list, blank=True)
     milvus_code = models.IntegerField(null=True, blank=True)
     milvus_message = models.TextField(blank=True, default="")
     http_status = models.PositiveSmallIntegerField(null=True, blank=True)

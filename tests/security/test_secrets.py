@@ -15,7 +15,8 @@ from upserts.services.clusters import check_connection, update_cluster
 from upserts.services.pipeline import run_job_slice
 from upserts.services.uploads import create_job
 
-pytestmark = pytest.mark.django_db
+# Real commits: the pipeline commits batches on a thread with its own database connection.
+pytestmark = pytest.mark.django_db(transaction=True)
 
 TOKEN = "db_admin:Very-Secret-Token-7f3a9c"
 
