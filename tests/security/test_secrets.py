@@ -15,8 +15,7 @@ from upserts.services.clusters import check_connection, update_cluster
 from upserts.services.pipeline import run_job_slice
 from upserts.services.uploads import create_job
 
-# Real commits: the pipeline commits batches on a thread with its own database connection.
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = pytest.mark.django_db
 
 TOKEN = "db_admin:Very-Secret-Token-7f3a9c"
 

@@ -10,12 +10,10 @@ primary key, and nothing of those batches was recorded).
 
 import enum
 import logging
-import queue
-import threading
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -23,7 +21,7 @@ from typing import Any
 
 import orjson
 from django.conf import settings
-from django.db import connections, transaction
+from django.db import transaction
 from django.db.models import Count, F
 from django.utils import timezone
 
@@ -197,8 +195,7 @@ class _SliceRun:
         self.prefix = self.client.upsert_body_prefix(
             database=job.database_name, collection=job.collection_name, partition=job.partition_name
         )
-        # Each batch sent and not yet committed, with the future of its commit.
-        self.in_flight: deque[tuple[PendingBatch, Future[None]]] = deque()
+        self.in_flight: deque[tuple[PendingBatch, Future[BatchOutcome]]] = deque()
         self.batch = PendingBatch(sequence=job.batches_done + 1, first_row=job.checkpoint_row + 1)
 
     def send(self, rows: Iterator[SourceRow]) -> str | None:
@@ -210,8 +207,6 @@ class _SliceRun:
         self._executor = ThreadPoolExecutor(
             max_workers=self.job.max_in_flight, thread_name_prefix="upsert"
         )
-        self._committer = _Committer(self._commit)
-        self._committer.start()
         stop_reason: str | None = None
         try:
             try:
@@ -229,7 +224,6 @@ class _SliceRun:
             self._drain()
         finally:
             self._executor.shutdown(wait=True, cancel_futures=True)
-            self._committer.close()
         return stop_reason
 
     def _add(self, row: SourceRow) -> bool:
@@ -266,15 +260,15 @@ class _SliceRun:
             self._submit(self.batch)
 
     def _submit(self, batch: PendingBatch) -> None:
-        """Send the batch and queue its commit; while the window is full, or a batch in flight
-        shares a key with this one, first wait for the oldest commit."""
+        """Send the batch; while the window is full, or a batch in flight shares a key with
+        this one, first commit the oldest result."""
         while len(self.in_flight) >= self.job.max_in_flight or any(
             batch.keys & earlier.keys for earlier, _ in self.in_flight
         ):
-            self._wait_oldest()
-        sent: Future[BatchOutcome]
+            self._commit_oldest()
+        future: Future[BatchOutcome]
         if batch.encoded:
-            sent = self._executor.submit(
+            future = self._executor.submit(
                 send_batch,
                 self.client,
                 body_prefix=self.prefix,
@@ -282,65 +276,17 @@ class _SliceRun:
                 policy=self.policy,
             )
         else:
-            sent = Future()
-            sent.set_result(BatchOutcome())
-        self.in_flight.append((batch, self._committer.submit(batch, sent)))
+            future = Future()
+            future.set_result(BatchOutcome())
+        self.in_flight.append((batch, future))
 
-    def _commit(self, batch: PendingBatch, outcome: BatchOutcome) -> None:
-        _commit_batch(self.job, batch, outcome, self.token)
-
-    def _wait_oldest(self) -> None:
-        """Wait for the oldest batch's commit; its failure (or its send's) is raised here."""
-        _, committed = self.in_flight.popleft()
-        committed.result()
+    def _commit_oldest(self) -> None:
+        batch, future = self.in_flight.popleft()
+        _commit_batch(self.job, batch, future.result(), self.token)
 
     def _drain(self) -> None:
         while self.in_flight:
-            self._wait_oldest()
-
-
-class _Committer(threading.Thread):
-    """Commits batch results in file order, on a thread and database connection of its own.
-
-    Reading and checking rows goes on while the database writes a batch: on PostgreSQL most of
-    a commit is waiting for the server, and that wait held up the reading thread. Once a commit
-    fails, every later one is skipped, so what is committed is always the file's first batches.
-    """
-
-    def __init__(self, commit: Callable[[PendingBatch, BatchOutcome], None]) -> None:
-        super().__init__(name="upsert-commit", daemon=True)
-        self._commit = commit
-        self._queue: queue.SimpleQueue[
-            tuple[PendingBatch, Future[BatchOutcome], Future[None]] | None
-        ] = queue.SimpleQueue()
-        self._failed = False
-
-    def submit(self, batch: PendingBatch, sent: Future[BatchOutcome]) -> Future[None]:
-        committed: Future[None] = Future()
-        self._queue.put((batch, sent, committed))
-        return committed
-
-    def close(self) -> None:
-        """Commit what is queued (or skip it after a failure), then end the thread."""
-        self._queue.put(None)
-        self.join()
-
-    def run(self) -> None:
-        try:
-            while (item := self._queue.get()) is not None:
-                batch, sent, committed = item
-                if self._failed:
-                    committed.cancel()
-                    continue
-                try:
-                    self._commit(batch, sent.result())
-                except BaseException as exc:
-                    self._failed = True
-                    committed.set_exception(exc)
-                else:
-                    committed.set_result(None)
-        finally:
-            connections.close_all()
+            self._commit_oldest()
 
 
 def _prepare_row(
