@@ -21,6 +21,7 @@ from typing import Any
 import orjson
 
 from upserts.milvus.schema import CollectionSchema
+from upserts.readers import NumberVector
 from upserts.validation import (
     EntityValidator,
     coerce_text_values,
@@ -90,10 +91,10 @@ class RowPreparer:
 
 
 def _array_values(value: Any) -> Any:
-    values = getattr(value, "values", None)
-    if values is None:
-        raise TypeError(f"cannot encode {type(value).__name__} as JSON")
-    return values
+    """orjson's hook for what it cannot write itself: a NumberVector becomes its array."""
+    if isinstance(value, NumberVector):
+        return value.values
+    raise TypeError(f"cannot encode {type(value).__name__} as JSON")
 
 
 def may_hold_booleans(text: bytes) -> bool:
