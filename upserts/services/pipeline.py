@@ -261,8 +261,13 @@ class _SliceRun:
 
     def _submit(self, batch: PendingBatch) -> None:
         """Send the batch; while the window is full, or a batch in flight shares a key with
-        this one, first commit the oldest result."""
-        while len(self.in_flight) >= self.job.max_in_flight or any(
+        this one, first commit the oldest result.
+
+        The window holds one batch more than the requests in flight: it waits, built, in the
+        executor's queue, and a sender whose answer came back starts it at once rather than
+        wait for this thread to commit and build. The cluster never idles between requests.
+        """
+        while len(self.in_flight) > self.job.max_in_flight or any(
             batch.keys & earlier.keys for earlier, _ in self.in_flight
         ):
             self._commit_oldest()
