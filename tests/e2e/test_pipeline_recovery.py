@@ -224,6 +224,31 @@ def test_v2_cluster_gets_partition_and_token_and_5xx_answers_are_retried(fake_v2
     assert sent.headers["Authorization"] == "Bearer api-key-123"
 
 
+def test_a_job_keeps_its_in_flight_limit_and_commits_batches_in_file_order(fake_v2, upload):
+    """A built batch waits behind the requests in flight; it is never an extra request."""
+    cluster = ClusterEndpoint.objects.create(name="slow", base_url=fake_v2.url, api_version="v2")
+    fake_v2.answer("/v2/vectordb/collections/describe", json_body=V2_DESCRIBE)
+    for first_id in range(1, 21, 2):
+        fake_v2.answer(
+            "/v2/vectordb/entities/upsert", json_body=v2_ok(2, first_id), delay_seconds=0.15
+        )
+    job = upload(
+        jsonl([book(i) for i in range(1, 21)]),
+        "rows.jsonl",
+        "books",
+        cluster=cluster,
+        batch_size=2,
+        max_in_flight=2,
+    )
+
+    assert run_job_slice(job.pk) is SliceOutcome.FINISHED
+
+    job.refresh_from_db()
+    assert job.status == JobStatus.SUCCEEDED and job.rows_upserted == 20
+    assert fake_v2.most_at_once == 2
+    assert_batches_cover_the_file_once(job, 20)
+
+
 @override_settings(**FAST_RETRIES)
 def test_a_cluster_down_past_the_retry_budget_fails_the_job_and_resume_finishes_it(fake_v2, upload):
     cluster = ClusterEndpoint.objects.create(name="flaky", base_url=fake_v2.url, api_version="v2")

@@ -41,6 +41,10 @@ class FakeCluster:
         default_factory=lambda: defaultdict(deque)
     )
     requests: list[RecordedRequest] = field(default_factory=list)
+    # The most requests that were being answered at one time.
+    most_at_once: int = 0
+    _answering: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock)
     _server: ThreadingHTTPServer | None = None
     _thread: threading.Thread | None = None
 
@@ -101,7 +105,14 @@ class FakeCluster:
                         status=404, body=b"404 page not found", content_type="text/plain"
                     )
                 )
-                time.sleep(scripted.delay_seconds)
+                with cluster._lock:
+                    cluster._answering += 1
+                    cluster.most_at_once = max(cluster.most_at_once, cluster._answering)
+                try:
+                    time.sleep(scripted.delay_seconds)
+                finally:
+                    with cluster._lock:
+                        cluster._answering -= 1
                 try:
                     self.send_response(scripted.status)
                     self.send_header("Content-Type", scripted.content_type)
