@@ -7,13 +7,16 @@ the same load:
     bodies posted in a tight loop at 1, 2 and 4 requests in flight. The best of those is the
     limit no pipeline can beat, so the pipeline is judged against it rather than in isolation.
 (b) How close the real pipeline (``create_job`` + ``run_job_slice``) gets to that limit from a
-    JSON Lines, a CSV and a Parquet file holding the same rows.
+    JSON Lines, a CSV and a Parquet file holding the same rows. Raw REST at the best count and
+    the three files are measured in turn, for several rounds, and the medians are compared:
+    Milvus' own CPU per row swings by a tenth or more between phases (a segment sealed, a
+    compaction), and one measurement of each would mostly show where those landed.
 (c) Whether the process running a job keeps its memory flat as the file grows: a worker that
     holds a file in memory dies on the first big upload.
 
 Every pipeline run is checked to have upserted every row: a fast broken run proves nothing.
 
-    .venv/bin/python bench/pipeline.py                      # 20 000 rows, RSS at 100 and 1000 MB
+    .venv/bin/python bench/pipeline.py         # 20 000 rows, 4 rounds, RSS at 100 and 1000 MB
     .venv/bin/python bench/pipeline.py --rows 5000 --rss-sizes 20,60 --json-out /tmp/p.json
 """
 
@@ -27,6 +30,7 @@ import platform
 import resource
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -185,32 +189,37 @@ def wait_for_quiet_milvus(pid: int, *, idle_cores: float = 0.15, timeout: float 
 class RowSource:
     """Row ``n`` is always the same, whatever file format carries it.
 
-    Vector values are multiples of 1/64 in [-1, 1]: exact in float32, so a Parquet float32
-    column gives back the very numbers that JSON Lines and CSV hold, every format sends the same
-    request bytes, and a row encodes to about 7 KB as a real 768-d embedding does.
+    Vectors are unit-length float32 embeddings, as a model gives them: about 9.5 KB of JSON a
+    row. Every file and every raw body writes them with ``encode_row``, the way orjson writes a
+    float32 array, which is also how the pipeline writes a Parquet file's float32 cells; so
+    every format sends the very same request bytes.
     """
 
     def __init__(self, seed: int = 20240501) -> None:
         generator = np.random.default_rng(seed)
-        steps = generator.integers(-64, 65, size=(VECTOR_POOL_SIZE, DIMENSION))
-        self.vectors32 = (steps / 64).astype(np.float32)
-        self.vectors: list[list[float]] = self.vectors32.tolist()
+        vectors = generator.standard_normal((VECTOR_POOL_SIZE, DIMENSION)).astype(np.float32)
+        vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+        self.vectors32 = vectors
 
     def row(self, number: int) -> dict[str, Any]:
         return {
             "id": number,
             "title": f"Book {number}",
-            "emb": self.vectors[number % VECTOR_POOL_SIZE],
+            "emb": self.vectors32[number % VECTOR_POOL_SIZE],
         }
 
     def rows(self, count: int) -> Iterator[dict[str, Any]]:
         return (self.row(number) for number in range(1, count + 1))
 
 
+def encode_row(row: dict[str, Any]) -> bytes:
+    return orjson.dumps(row, option=orjson.OPT_SERIALIZE_NUMPY)
+
+
 def write_jsonl(path: Path, source: RowSource, count: int) -> int:
     with path.open("wb") as out:
         for row in source.rows(count):
-            out.write(orjson.dumps(row) + b"\n")
+            out.write(encode_row(row) + b"\n")
     return count
 
 
@@ -221,7 +230,7 @@ def write_jsonl_of_size(path: Path, source: RowSource, target_bytes: int) -> int
     with path.open("wb") as out:
         while written < target_bytes:
             number += 1
-            line = orjson.dumps(source.row(number)) + b"\n"
+            line = encode_row(source.row(number)) + b"\n"
             out.write(line)
             written += len(line)
     return number
@@ -233,7 +242,7 @@ def write_csv(path: Path, source: RowSource, count: int) -> int:
         writer = csv.writer(out)
         writer.writerow(["id", "title", "emb"])
         for row in source.rows(count):
-            writer.writerow([row["id"], row["title"], orjson.dumps(row["emb"]).decode()])
+            writer.writerow([row["id"], row["title"], encode_row(row["emb"]).decode()])
     return count
 
 
@@ -278,8 +287,27 @@ def setup_django(workdir: Path) -> None:
     call_command("migrate", verbosity=0)
 
 
+def pin_this_process(cpus: set[int]) -> None:
+    """Every thread of this process onto ``cpus``; threads and children started later inherit."""
+    for task in Path("/proc/self/task").iterdir():
+        with contextlib.suppress(ProcessLookupError):
+            os.sched_setaffinity(int(task.name), cpus)
+
+
+def split_cpus(milvus_cpus: int) -> tuple[set[int], set[int]]:
+    """(Milvus' CPUs, this process's CPUs): the last ``milvus_cpus`` of them for Milvus."""
+    available = sorted(os.sched_getaffinity(0))
+    if not 0 < milvus_cpus < len(available):
+        raise BenchmarkError(
+            f"--milvus-cpus must leave this process at least one of the {len(available)} CPUs"
+        )
+    return set(available[-milvus_cpus:]), set(available[:-milvus_cpus])
+
+
 @contextlib.contextmanager
-def embedded_milvus(workdir: Path) -> Iterator[Any]:
+def embedded_milvus(workdir: Path, cpus: set[int] | None = None) -> Iterator[Any]:
+    """A Milvus of its own; on ``cpus`` only, when given (it starts with this process's CPU
+    set, so the Go runtime sizes itself to them, and this process then moves off them)."""
     from console.localservices import LocalMilvus, free_port
 
     server = LocalMilvus(workdir)
@@ -287,8 +315,14 @@ def embedded_milvus(workdir: Path) -> Iterator[Any]:
     # The package would take the first free port from 19530 up, the same one another session
     # starting a Milvus at the same moment would take; a random free port makes that unlikely.
     server.server.listen_port = free_port()
+    own_cpus = os.sched_getaffinity(0)
     try:
-        server.start()
+        if cpus is not None:
+            pin_this_process(cpus)
+        try:
+            server.start()
+        finally:
+            pin_this_process(own_cpus)
         yield server
     finally:
         server.stop()
@@ -313,11 +347,12 @@ def milvus_pid(milvus: Any) -> int:
 
 def encode_bodies(client: Any, source: RowSource, count: int) -> tuple[list[bytes], list[int]]:
     """Request bodies of BATCH_ROWS rows each, encoded before the clock starts."""
+    prefix = client.upsert_body_prefix(database="", collection=COLLECTION)
     bodies: list[bytes] = []
     sizes: list[int] = []
     rows = source.rows(count)
     while chunk := list(itertools.islice(rows, BATCH_ROWS)):
-        bodies.append(client.encode_upsert_body(database="", collection=COLLECTION, rows=chunk))
+        bodies.append(prefix + b",".join(map(encode_row, chunk)) + b"]}")
         sizes.append(len(chunk))
     return bodies, sizes
 
@@ -357,33 +392,22 @@ def post_bodies(
             stop.set()
 
 
-def measure_raw_limit(
-    milvus: Any, source: RowSource, rows: int, min_seconds: float
-) -> list[Measurement]:
-    from upserts.milvus.client import ClusterClient, ClusterConfig, make_session
-
-    session = make_session()
-    client = ClusterClient(ClusterConfig(base_url=milvus.url), session=session)
-    try:
-        bodies, sizes = encode_bodies(client, source, rows)
-        total_bytes = sum(map(len, bodies))
-        bytes_per_row = total_bytes / sum(sizes)
-        say(
-            f"  {len(bodies)} bodies of up to {BATCH_ROWS} rows, {total_bytes / MIB:,.1f} MiB, "
-            f"{bytes_per_row:,.0f} bytes a row"
-        )
-        results = []
-        for in_flight in IN_FLIGHT_LEVELS:
-            fresh_collection(milvus)
-            watch = Stopwatch(f"raw REST, {in_flight} in flight", milvus_pid(milvus))
-            with watch.running() as measurement:
-                measurement.rows = post_bodies(client, bodies, sizes, in_flight, min_seconds)
-            watch.finish()
-            measurement.extra = {"in_flight": in_flight, "body_bytes_per_row": bytes_per_row}
-            results.append(measurement)
-        return results
-    finally:
-        session.close()
+def measure_raw(
+    milvus: Any,
+    client: Any,
+    bodies: list[bytes],
+    sizes: list[int],
+    in_flight: int,
+    min_seconds: float,
+) -> Measurement:
+    """The bodies posted at ``in_flight`` requests in flight, into a fresh collection."""
+    fresh_collection(milvus)
+    watch = Stopwatch(f"raw REST, {in_flight} in flight", milvus_pid(milvus))
+    with watch.running() as measurement:
+        measurement.rows = post_bodies(client, bodies, sizes, in_flight, min_seconds)
+    watch.finish()
+    measurement.extra = {"in_flight": in_flight}
+    return measurement
 
 
 # --- (b) the pipeline ---------------------------------------------------------------------------
@@ -586,61 +610,81 @@ def measure_rss(
 # --- report -------------------------------------------------------------------------------------
 
 
-def cpu_bound_rows_per_second(measurement: Measurement) -> float:
-    """Rows a second if the client and Milvus had every core to themselves and CPU were the
-    only limit (it is, with Milvus on the same machine: together they keep both cores busy)."""
-    cpu_per_row = (measurement.client_cpu_seconds + measurement.milvus_cpu_seconds) / max(
-        measurement.rows, 1
-    )
-    return (os.cpu_count() or 1) / cpu_per_row if cpu_per_row else 0.0
+@dataclass
+class Phase:
+    """One phase (raw REST or a file format) measured once per round."""
+
+    name: str
+    runs: list[Measurement] = field(default_factory=list)
+
+    @property
+    def rows_per_second(self) -> float:
+        return statistics.median(run.rows_per_second for run in self.runs)
+
+    def per_row_us(self, seconds_of: Callable[[Measurement], float]) -> float:
+        return statistics.median(seconds_of(run) / run.rows * 1e6 for run in self.runs)
 
 
-def summary_table(
-    raw: list[Measurement], pipeline: list[Measurement], rss: list[RssMeasurement]
-) -> str:
-    """One line per phase. CPU is per row upserted: on a shared two-core machine the client's
-    CPU per row is what it takes away from Milvus, and it is the client's own ceiling when
-    Milvus runs elsewhere. "CPU-bound" is what the machine's cores would give with nothing
-    else running, from those costs alone: a figure other sessions' load cannot skew."""
-    best = max(raw, key=lambda m: m.rows_per_second)
-    best_bound = max(cpu_bound_rows_per_second(m) for m in raw)
-    lines = [
-        f"{'phase':<26}{'rows':>8}{'s':>7}{'rows/s':>8}{'vs limit':>10}"
-        f"{'client µs/row':>15}{'Milvus µs/row':>15}{'others, cores':>15}"
-        f"{'CPU-bound rows/s':>18}{'vs best':>9}  load 1-min start → end",
+def round_ratios(phase: Phase, raw: Phase) -> list[float]:
+    """Each round's run against the same round's raw REST run."""
+    return [
+        run.rows_per_second / limit.rows_per_second
+        for run, limit in zip(phase.runs, raw.runs, strict=True)
     ]
-    for measurement in [*raw, *pipeline]:
-        ratio = measurement.rows_per_second / best.rows_per_second
-        client_us = measurement.client_cpu_seconds / measurement.rows * 1e6
-        milvus_us = measurement.milvus_cpu_seconds / measurement.rows * 1e6
-        others_cores = measurement.others_cpu_seconds / measurement.seconds
+
+
+def summary_table(levels: list[Measurement], raw: Phase, pipeline: list[Phase]) -> str:
+    """The in-flight search, then one line per phase: medians over the rounds.
+
+    Milvus' own CPU per row moves by a tenth or more from one phase to the next (a segment
+    sealed and flushed, a compaction), whatever the client does; the same phase measured in
+    several rounds, interleaved with the others, and its median, is what a reader can trust.
+    CPU is per row upserted: with Milvus on the same cores, the client's CPU per row is what it
+    takes away from Milvus.
+    """
+    lines = [f"{'in-flight search':<26}{'rows':>8}{'s':>7}{'rows/s':>8}{'Milvus µs/row':>15}"]
+    for run in levels:
         lines.append(
-            f"{measurement.name:<26}{measurement.rows:>8,}{measurement.seconds:>7.1f}"
-            f"{measurement.rows_per_second:>8,.0f}{ratio:>10.2f}{client_us:>15,.0f}"
-            f"{milvus_us:>15,.0f}{others_cores:>15.2f}"
-            f"{cpu_bound_rows_per_second(measurement):>18,.0f}"
-            f"{cpu_bound_rows_per_second(measurement) / best_bound:>9.2f}"
-            f"  {measurement.load_start[0]:.2f} → {measurement.load_end[0]:.2f}"
+            f"{run.name:<26}{run.rows:>8,}{run.seconds:>7.1f}{run.rows_per_second:>8,.0f}"
+            f"{run.milvus_cpu_seconds / run.rows * 1e6:>15,.0f}"
+        )
+    lines.append("")
+    limit = raw.rows_per_second
+    lines.append(
+        f"{f'median of {len(raw.runs)} rounds':<26}{'rows/s':>8}{'min–max':>15}{'vs limit':>10}"
+        f"{'per round':>13}{'client µs/row':>15}{'Milvus µs/row':>15}"
+    )
+    for phase in [raw, *pipeline]:
+        speeds = [run.rows_per_second for run in phase.runs]
+        ratios = round_ratios(phase, raw)
+        lines.append(
+            f"{phase.name:<26}{phase.rows_per_second:>8,.0f}"
+            f"{f'{min(speeds):,.0f}–{max(speeds):,.0f}':>15}"
+            f"{phase.rows_per_second / limit:>10.2f}"
+            f"{f'{min(ratios):.2f}–{max(ratios):.2f}':>13}"
+            f"{phase.per_row_us(lambda run: run.client_cpu_seconds):>15,.0f}"
+            f"{phase.per_row_us(lambda run: run.milvus_cpu_seconds):>15,.0f}"
         )
     lines.append(
-        f"limit: {best.rows_per_second:,.0f} rows/s at {best.extra['in_flight']} in flight; "
-        f"target for the pipeline ≥ {TARGET_RATIO:.2f} × limit = "
-        f"{TARGET_RATIO * best.rows_per_second:,.0f} rows/s"
+        f"limit: {limit:,.0f} rows/s at {raw.runs[0].extra['in_flight']} in flight (median); "
+        f"target for the pipeline ≥ {TARGET_RATIO:.2f} × limit = {TARGET_RATIO * limit:,.0f} rows/s"
     )
-    if rss:
-        lines.append("")
+    return "\n".join(lines)
+
+
+def rss_table(rss: list[RssMeasurement]) -> str:
+    lines = [
+        f"{'manage.py upsert --here':<26}{'rows':>8}{'s':>7}{'rows/s':>8}{'peak RSS':>10}"
+        f"{'CPU s':>8}{'in flight':>11}  load 1-min start → end"
+    ]
+    for item in rss:
         lines.append(
-            f"{'manage.py upsert --here':<26}{'rows':>8}{'s':>7}{'rows/s':>8}{'peak RSS':>10}"
-            f"{'CPU s':>8}{'in flight':>11}  load 1-min start → end"
+            f"{f'{item.file_mb:,.0f} MiB JSONL':<26}{item.rows:>8,}{item.seconds:>7.0f}"
+            f"{item.rows_per_second:>8,.0f}{item.peak_rss_mb:>7,.0f} MB{item.cpu_seconds:>8.0f}"
+            f"{item.in_flight:>11}  {item.load_start[0]:.2f} → {item.load_end[0]:.2f}"
         )
-        for item in rss:
-            lines.append(
-                f"{f'{item.file_mb:,.0f} MiB JSONL':<26}{item.rows:>8,}{item.seconds:>7.0f}"
-                f"{item.rows_per_second:>8,.0f}{item.peak_rss_mb:>7,.0f} MB{item.cpu_seconds:>8.0f}"
-                f"{item.in_flight:>11}  {item.load_start[0]:.2f} → {item.load_end[0]:.2f}"
-            )
-        lines.append("(s and rows/s of these runs include process start, upload copy and hash)")
-        lines.append(rss_verdict(rss))
+    lines.append("(s and rows/s of these runs include process start, upload copy and hash)")
+    lines.append(rss_verdict(rss))
     return "\n".join(lines)
 
 
@@ -660,29 +704,32 @@ def rss_verdict(rss: list[RssMeasurement]) -> str:
 
 def figures(
     args: argparse.Namespace,
-    raw: list[Measurement],
-    pipeline: list[Measurement],
+    levels: list[Measurement],
+    raw: Phase,
+    pipeline: list[Phase],
     rss: list[RssMeasurement],
     loads: dict[str, tuple[float, float, float]],
 ) -> dict[str, Any]:
-    best = max(raw, key=lambda m: m.rows_per_second)
-
-    def entry(measurement: Measurement) -> dict[str, Any]:
+    def entry(phase: Phase) -> dict[str, Any]:
         return {
-            **asdict(measurement),
-            "rows_per_second": measurement.rows_per_second,
-            "ratio_to_limit": measurement.rows_per_second / best.rows_per_second,
-            "cpu_bound_rows_per_second": cpu_bound_rows_per_second(measurement),
+            "name": phase.name,
+            "median_rows_per_second": phase.rows_per_second,
+            "ratio_to_limit": phase.rows_per_second / raw.rows_per_second,
+            "round_ratios": round_ratios(phase, raw),
+            "runs": [{**asdict(run), "rows_per_second": run.rows_per_second} for run in phase.runs],
         }
 
     return {
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
-        "options": vars(args),
+        "options": {key: str(value) for key, value in vars(args).items()},
         "load_average": loads,
-        "raw_rest": [entry(m) for m in raw],
-        "limit_rows_per_second": best.rows_per_second,
-        "limit_in_flight": best.extra["in_flight"],
-        "pipeline": [entry(m) for m in pipeline],
+        "in_flight_search": [
+            {**asdict(run), "rows_per_second": run.rows_per_second} for run in levels
+        ],
+        "limit_rows_per_second": raw.rows_per_second,
+        "limit_in_flight": raw.runs[0].extra["in_flight"],
+        "raw_rest": entry(raw),
+        "pipeline": [entry(phase) for phase in pipeline],
         "rss": [{**asdict(item), "rows_per_second": item.rows_per_second} for item in rss],
         "rss_verdict": rss_verdict(rss) if rss else None,
     }
@@ -702,6 +749,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "the pipeline runs another job on the same file (default 10)",
     )
     parser.add_argument(
+        "--rounds",
+        type=int,
+        default=4,
+        help="times each phase is measured, in turn, each round starting one phase later; the "
+        "figures are medians (default 4: every phase once in every position)",
+    )
+    parser.add_argument(
         "--rss-sizes",
         default="100,1000",
         help="JSON Lines file sizes in MiB for the peak-RSS runs (default 100,1000)",
@@ -712,10 +766,19 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="requests in flight for the peak-RSS runs (default: the best count from (a)); "
         "memory rises with it, since every batch in flight is held",
     )
+    parser.add_argument(
+        "--milvus-cpus",
+        type=int,
+        default=0,
+        help="give Milvus this many CPUs of its own and this process the rest, as when the "
+        "cluster runs on other machines (default: all processes share every CPU)",
+    )
     parser.add_argument("--skip-rss", action="store_true", help="leave out the peak-RSS runs")
     parser.add_argument("--json-out", type=Path, help="also write the figures as JSON here")
     args = parser.parse_args(argv)
     args.rss_sizes = [int(size) for size in args.rss_sizes.split(",") if size.strip()]
+    if args.rounds < 1:
+        parser.error("--rounds must be at least 1")
     return args
 
 
@@ -736,21 +799,58 @@ def main(argv: list[str] | None = None) -> int:
     workdir = Path(tempfile.mkdtemp(prefix="bench-pipeline-"))
     try:
         setup_django(workdir)
+        from upserts.milvus.client import ClusterClient, ClusterConfig, make_session
+
         source = RowSource()
-        with embedded_milvus(workdir / "milvus") as milvus:
+        paths = {label: workdir / filename for label, (filename, _) in FILE_WRITERS.items()}
+        for label, (_, write) in FILE_WRITERS.items():
+            write(paths[label], source, args.rows)
+        milvus_cpus: set[int] | None = None
+        if args.milvus_cpus:
+            milvus_cpus, own_cpus = split_cpus(args.milvus_cpus)
+            pin_this_process(own_cpus)
+            say(f"CPUs: Milvus on {sorted(milvus_cpus)}, this process on {sorted(own_cpus)}")
+        with (
+            embedded_milvus(workdir / "milvus", milvus_cpus) as milvus,
+            make_session() as session,
+        ):
             say(f"Milvus at {milvus.url} (pid {milvus_pid(milvus)})")
-            say("(a) raw REST limit")
-            raw = measure_raw_limit(milvus, source, args.rows, args.min_seconds)
-            best = max(raw, key=lambda m: m.rows_per_second)
-            in_flight = best.extra["in_flight"]
-            say(f"(b) pipeline, batch {BATCH_ROWS}, {in_flight} in flight")
-            pipeline = []
-            for label, (filename, write) in FILE_WRITERS.items():
-                path = workdir / filename
-                write(path, source, args.rows)
-                pipeline.append(
-                    measure_pipeline(milvus, path, label, args.rows, in_flight, args.min_seconds)
+            client = ClusterClient(ClusterConfig(base_url=milvus.url), session=session)
+            bodies, sizes = encode_bodies(client, source, args.rows)
+            total_bytes = sum(map(len, bodies))
+            say(
+                f"{len(bodies)} bodies of up to {BATCH_ROWS} rows, {total_bytes / MIB:,.1f} MiB, "
+                f"{total_bytes / sum(sizes):,.0f} bytes a row"
+            )
+            say("(a) raw REST: the best in-flight count")
+            levels = [
+                measure_raw(milvus, client, bodies, sizes, level, args.min_seconds)
+                for level in IN_FLIGHT_LEVELS
+            ]
+            in_flight = max(levels, key=lambda run: run.rows_per_second).extra["in_flight"]
+            raw = Phase(f"raw REST, {in_flight} in flight")
+            pipeline = [Phase(f"pipeline, {label}") for label in FILE_WRITERS]
+
+            def measure(label: str) -> Measurement:
+                if label == "raw":
+                    return measure_raw(milvus, client, bodies, sizes, in_flight, args.min_seconds)
+                return measure_pipeline(
+                    milvus, paths[label], label, args.rows, in_flight, args.min_seconds
                 )
+
+            phases = {"raw": raw} | dict(zip(FILE_WRITERS, pipeline, strict=True))
+            labels = list(phases)
+            for number in range(args.rounds):
+                # Each round starts one phase later: Milvus' periodic background work, which
+                # would otherwise land on the same phase round after round, is spread over all.
+                order = labels[number % len(labels) :] + labels[: number % len(labels)]
+                say(
+                    f"(b) round {number + 1} of {args.rounds}: {', '.join(order)}; "
+                    f"batch {BATCH_ROWS}, {in_flight} in flight"
+                )
+                for label in order:
+                    phases[label].runs.append(measure(label))
+            for path in paths.values():
                 path.unlink()
             rss: list[RssMeasurement] = []
             if not args.skip_rss:
@@ -760,11 +860,14 @@ def main(argv: list[str] | None = None) -> int:
                     rss.append(measure_rss(milvus, source, workdir, size, rss_in_flight))
         loads["end"] = load_average()
         say("")
-        say(summary_table(raw, pipeline, rss))
+        say(summary_table(levels, raw, pipeline))
+        if rss:
+            say("")
+            say(rss_table(rss))
         say(f"load average: start {loads['start']}, end {loads['end']}")
         if args.json_out:
             args.json_out.write_text(
-                json.dumps(figures(args, raw, pipeline, rss, loads), indent=2, default=str)
+                json.dumps(figures(args, levels, raw, pipeline, rss, loads), indent=2, default=str)
             )
             say(f"figures written to {args.json_out}")
         return 0
