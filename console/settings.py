@@ -189,6 +189,11 @@ UPSERT_LEASE_SECONDS = env.int("UPSERT_LEASE_SECONDS", default=120)
 # a worker killed mid-job, or task messages lost with a broker that keeps nothing on disk.
 UPSERT_SWEEP_SECONDS = env.float("UPSERT_SWEEP_SECONDS", default=30.0)
 UPSERT_STALE_GRACE_SECONDS = env.float("UPSERT_STALE_GRACE_SECONDS", default=60.0)
+# A job whose worker stopped this many times in a row at the same row (killed for memory, say)
+# fails saying so, instead of being handed to the next worker for ever; Resume carries on.
+UPSERT_MAX_WORKER_STOPS = env.int("UPSERT_MAX_WORKER_STOPS", default=3)
+# A failed row longer than this is kept cut short (its reason says so).
+UPSERT_FAILED_ROW_MAX_BYTES = env.int("UPSERT_FAILED_ROW_MAX_BYTES", default=64 * 1024)
 CELERY_BEAT_SCHEDULE = {
     "sweep-stale-jobs": {"task": "upserts.sweep_stale_jobs", "schedule": UPSERT_SWEEP_SECONDS},
 }

@@ -203,6 +203,11 @@ class UpsertJob(models.Model):
     lease_expires_at = models.DateTimeField(null=True, blank=True)
     # When a task for the job was last queued (start, resume, continuation, sweep).
     queued_at = models.DateTimeField(null=True, blank=True)
+    # Deliveries that started at ``delivery_checkpoint_row`` and never ended: a worker killed
+    # on the job (out of memory, say). acks_late hands the task out again and again, so after
+    # a few in a row at the same row the job fails instead, keeping its checkpoint.
+    unfinished_deliveries = models.PositiveSmallIntegerField(default=0)
+    delivery_checkpoint_row = models.PositiveBigIntegerField(default=0)
 
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"

@@ -61,7 +61,9 @@ def mark_cancelled(job: UpsertJob) -> UpsertJob:
 
 def mark_resumed(job: UpsertJob) -> UpsertJob:
     """A failed job goes back to pending and keeps its checkpoint, to carry on where it stopped."""
-    return _transition(job, JobStatus.PENDING, error_message="", finished_at=None)
+    return _transition(
+        job, JobStatus.PENDING, error_message="", finished_at=None, unfinished_deliveries=0
+    )
 
 
 def acquire_lease(job_id: int, *, token: str, seconds: float) -> bool:
@@ -91,9 +93,27 @@ def renew_lease(job_id: int, *, token: str, seconds: float) -> bool:
 
 
 def release_lease(job_id: int, *, token: str) -> None:
+    """Give the job up; a delivery that gets here ended, so it no longer counts as a stop."""
     UpsertJob.objects.filter(pk=job_id, lease_token=token).update(
-        lease_token="", lease_expires_at=timezone.now()
+        lease_token="", lease_expires_at=timezone.now(), unfinished_deliveries=0
     )
+
+
+def count_delivery(job: UpsertJob, *, token: str) -> int:
+    """Count this delivery as begun at the job's checkpoint; the deliveries before it that
+    began at that same row and never ended (their worker was killed) come back.
+
+    Called under our lease, so no other task changes these fields meanwhile. A delivery that
+    moved the checkpoint before it died starts a new count: only stops at one row add up.
+    """
+    at_same_row = job.delivery_checkpoint_row == job.checkpoint_row
+    earlier = job.unfinished_deliveries if at_same_row else 0
+    UpsertJob.objects.filter(pk=job.pk, lease_token=token).update(
+        unfinished_deliveries=earlier + 1, delivery_checkpoint_row=job.checkpoint_row
+    )
+    job.unfinished_deliveries = earlier + 1
+    job.delivery_checkpoint_row = job.checkpoint_row
+    return earlier
 
 
 def claim_stale_jobs(*, grace_seconds: float) -> list[int]:

@@ -37,11 +37,12 @@ from upserts.models import (
     UpsertJob,
 )
 from upserts.preparation import RowPreparer, RowProblems
-from upserts.readers import FileFormatError, NumberVector, SourceRow, read_rows
+from upserts.readers import FileFormatError, SourceRow, read_rows
 from upserts.services import jobs
 from upserts.services.audit import record_event
 from upserts.services.clusters import client_for
 from upserts.services.entity_writes import record_entity_writes
+from upserts.services.failed_rows import failed_row, stored_size
 from upserts.services.sending import (
     BatchOutcome,
     RetryPolicy,
@@ -72,6 +73,8 @@ class PendingBatch:
     encoded: list[bytes] = field(default_factory=list)
     row_numbers: list[int] = field(default_factory=list)
     failures: list[FailedRow] = field(default_factory=list)
+    # What the failed rows hold in memory: past the byte budget, the batch closes early.
+    failure_bytes: int = 0
     size_bytes: int = 0
     # Primary keys in the batch: a key seen again starts a new batch, and a batch waits for
     # any batch in flight that shares a key, so the file's last row for a key always wins.
@@ -109,6 +112,10 @@ def run_job_slice(job_id: int) -> SliceOutcome:
         if job.cancel_requested:
             _cancel(job)
             return SliceOutcome.FINISHED
+        stops = jobs.count_delivery(job, token=token)
+        if stops >= settings.UPSERT_MAX_WORKER_STOPS:
+            _fail(job, _worker_stopped_message(job, stops))
+            return SliceOutcome.FINISHED
         try:
             schema = _prepare(job)
             if schema is None:
@@ -124,12 +131,43 @@ def run_job_slice(job_id: int) -> SliceOutcome:
             )
         except FileFormatError as exc:
             _fail(job, str(exc))
+        except LeaseLost:
+            raise
+        except Exception as exc:
+            # Whatever else escapes (a bug, a database refusing a value) must end the job
+            # rather than leave it running for the sweeper to queue again every round.
+            logger.exception("job %s stopped on an unexpected error", job_id)
+            _fail(job, _unexpected_error_message(job, exc))
         return SliceOutcome.FINISHED
     except LeaseLost:
         logger.warning("job %s: lease lost to another task; stopping this one", job_id)
         return SliceOutcome.FINISHED
     finally:
         jobs.release_lease(job_id, token=token)
+
+
+def _worker_stopped_message(job: UpsertJob, stops: int) -> str:
+    row = job.checkpoint_row + 1
+    return (
+        f"The worker stopped {stops} times at row {row:,} without finishing (killed, perhaps "
+        "for using too much memory), so the job was not handed out again. The rows before "
+        f"row {row:,} are saved; find what stops the worker (its log says), then resume the "
+        "job to carry on from there."
+    )
+
+
+def _unexpected_error_message(job: UpsertJob, exc: Exception) -> str:
+    job.refresh_from_db(fields=["checkpoint_row"])
+    row = job.checkpoint_row + 1
+    detail = str(exc)[:500] or "no message"
+    token = job.cluster.token
+    if token:
+        detail = detail.replace(token, "***")
+    return (
+        f"The job stopped on an unexpected error while working from row {row:,}: "
+        f"{type(exc).__name__}: {detail}. The rows before row {row:,} are saved; resume the "
+        "job once the cause is fixed."
+    )
 
 
 def _prepare(job: UpsertJob) -> CollectionSchema | None:
@@ -233,6 +271,7 @@ class _SliceRun:
         prepared = _prepare_row(self.job, row, self.preparer)
         if isinstance(prepared, FailedRow):
             batch.failures.append(prepared)
+            batch.failure_bytes += stored_size(prepared)
         else:
             key = prepared[0]
             too_big = (
@@ -249,6 +288,7 @@ class _SliceRun:
         if (
             len(batch.encoded) >= self.job.batch_size
             or batch.rows_in_range >= 4 * self.job.batch_size
+            or batch.failure_bytes >= self.job.max_batch_bytes
         ):
             self._submit(batch)
             closed = True
@@ -299,31 +339,31 @@ def _prepare_row(
 ) -> FailedRow | tuple[Any, bytes]:
     """(primary key, JSON text to send) for the row, or the failed row to record instead."""
     if row.error is not None or row.entity is None:
-        return FailedRow(
-            job=job, row_number=row.number, reason=row.error or "unreadable row", raw=row.raw or ""
+        return failed_row(
+            job, row_number=row.number, reason=row.error or "unreadable row", raw=row.raw or ""
         )
-    prepared = preparer.prepare(row.entity, row.encoded)
+    try:
+        prepared = preparer.prepare(row.entity, row.encoded)
+    except (TypeError, ValueError, OverflowError, RecursionError) as exc:
+        # A value the checks let through that cannot be encoded (an integer beyond 64 bits
+        # inside a JSON field, nesting deeper than orjson writes): this row's problem alone.
+        return failed_row(
+            job,
+            row_number=row.number,
+            reason=f"row {row.number:,}: cannot be sent as JSON ({exc})",
+            raw=row.raw or "",
+            entity=row.entity,
+        )
     if isinstance(prepared, RowProblems):
         # Stored as checked (CSV text already turned into numbers, lists...), so the failed
         # rows download is JSON Lines that can be fixed and uploaded again as it is.
-        return FailedRow(
-            job=job,
+        return failed_row(
+            job,
             row_number=row.number,
             reason="; ".join(prepared.reasons),
-            entity=_storable(prepared.entity),
+            entity=prepared.entity,
         )
     return prepared
-
-
-def _storable(entity: dict[str, Any]) -> Any:
-    """The entity as JSON can hold it (NaN and Infinity become null, other values text)."""
-    return orjson.loads(orjson.dumps(entity, option=orjson.OPT_NON_STR_KEYS, default=_as_json))
-
-
-def _as_json(value: Any) -> Any:
-    if isinstance(value, NumberVector):
-        return value.tolist()
-    return str(value)
 
 
 def _reason_to_stop(job: UpsertJob, deadline: float) -> str | None:
@@ -339,11 +379,11 @@ def _commit_batch(job: UpsertJob, batch: PendingBatch, outcome: BatchOutcome, to
     failures = list(batch.failures)
     for index, reason in rejected.items():
         failures.append(
-            FailedRow(
-                job=job,
+            failed_row(
+                job,
                 row_number=batch.row_numbers[index],
                 reason=reason,
-                entity=_storable(orjson.loads(batch.encoded[index])),
+                entity=orjson.loads(batch.encoded[index]),
             )
         )
     if not batch.encoded:
