@@ -12,6 +12,8 @@ from pathlib import Path
 import environ
 from django.core.exceptions import ImproperlyConfigured
 
+from upserts.milvus.network import DEFAULT_DENIED_NETWORKS, parse_networks
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 env = environ.Env()
@@ -45,7 +47,8 @@ ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[:
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    # django.contrib.admin, its login behind the console's throttle (console/admin.py).
+    "console.apps.ConsoleAdminConfig",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -60,6 +63,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -149,6 +153,12 @@ STORAGES = {
 UPLOAD_MAX_BYTES = env.int("UPLOAD_MAX_BYTES", default=2 * 1024**3)
 # A gzip file may expand to at most this much; a gzip bomb stops there with a clear error.
 UPLOAD_MAX_DECOMPRESSED_BYTES = env.int("UPLOAD_MAX_DECOMPRESSED_BYTES", default=20 * 1024**3)
+# What one row may cost to read, checked on its text before it is parsed: a row past either
+# bound fails alone. Parsed JSON can take 30 times its text, so 4 MiB a row stays near 120 MB.
+UPLOAD_MAX_ROW_BYTES = env.int("UPLOAD_MAX_ROW_BYTES", default=4 * 1024**2)
+UPLOAD_MAX_NESTING_DEPTH = env.int("UPLOAD_MAX_NESTING_DEPTH", default=64)
+# Parquet is decoded a record batch at a time, as many rows as fit in this many bytes.
+UPLOAD_MAX_PARQUET_BATCH_BYTES = env.int("UPLOAD_MAX_PARQUET_BATCH_BYTES", default=64 * 1024**2)
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
 FILE_UPLOAD_PERMISSIONS = 0o640
 
@@ -197,6 +207,30 @@ UPSERT_FAILED_ROW_MAX_BYTES = env.int("UPSERT_FAILED_ROW_MAX_BYTES", default=64 
 CELERY_BEAT_SCHEDULE = {
     "sweep-stale-jobs": {"task": "upserts.sweep_stale_jobs", "schedule": UPSERT_SWEEP_SECONDS},
 }
+
+# Where a cluster may be: its URL may not reach the denied networks (CIDRs), checked when it is
+# saved and on every connection, against the address actually reached. The default denies the
+# link-local networks, where cloud metadata services hand out the machine's credentials, and
+# the metadata addresses outside them (AWS over IPv6, Alibaba Cloud); setting the variable
+# replaces that list. Private and loopback networks stay open for self-hosted clusters. When
+# CLUSTER_ALLOWED_NETWORKS is set, only addresses inside it may be reached.
+CLUSTER_DENIED_NETWORKS = env.list("CLUSTER_DENIED_NETWORKS", default=list(DEFAULT_DENIED_NETWORKS))
+CLUSTER_ALLOWED_NETWORKS = env.list("CLUSTER_ALLOWED_NETWORKS", default=[])
+for _name, _networks in [
+    ("CLUSTER_DENIED_NETWORKS", CLUSTER_DENIED_NETWORKS),
+    ("CLUSTER_ALLOWED_NETWORKS", CLUSTER_ALLOWED_NETWORKS),
+]:
+    try:
+        parse_networks(_networks)
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"{_name}: {exc}.") from exc
+# The most bytes read of one answer from a cluster. An upsert answer repeats the ids of the rows
+# sent, so unless they are mostly characters the cluster escapes in JSON (<, >, &) it is smaller
+# than the request, which a job keeps to 64 MiB; describe and list answers are kilobytes. A
+# larger answer fails the request (and the job) instead of filling the worker's memory.
+CLUSTER_MAX_RESPONSE_BYTES = env.int("CLUSTER_MAX_RESPONSE_BYTES", default=64 * 1024**2)
+if CLUSTER_MAX_RESPONSE_BYTES <= 0:
+    raise ImproperlyConfigured("CLUSTER_MAX_RESPONSE_BYTES must be a number of bytes above 0.")
 
 # The API (/api/v1/): tokens for scripts first, so an anonymous request is answered 401 with a
 # WWW-Authenticate header; the session for the console's own pages. Staff only, then roles.
@@ -263,6 +297,23 @@ SECURE_HSTS_INCLUDE_SUBDOMAINS = PRODUCTION
 SECURE_HSTS_PRELOAD = PRODUCTION
 if env.bool("TRUST_X_FORWARDED_PROTO", default=False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# Content-Security-Policy (django-csp): scripts and styles come only from the console's own
+# static files, so injected markup can neither run a script nor restyle a page. No page needs
+# more: the templates have no inline script, handler or style, htmx's indicator style and eval
+# are turned off in base.html, the Swagger UI loads its init script as a file of its own, and
+# Django's admin has no inline script either.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "img-src": ["'self'", "data:"],
+        "object-src": ["'none'"],
+        "base-uri": ["'none'"],
+        "frame-ancestors": ["'none'"],
+        "form-action": ["'self'"],
+    },
+}
 
 LOGGING = {
     "version": 1,

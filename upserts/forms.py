@@ -4,10 +4,16 @@ from typing import Any
 
 from django import forms
 from django.conf import settings
+from django.contrib.admin.forms import AdminAuthenticationForm
+from django.contrib.auth.forms import AuthenticationForm
+from django.contrib.auth.models import User
+from django.contrib.auth.signals import user_login_failed
+from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 
 from upserts.models import AuditAction, ClusterEndpoint, JobStatus
 from upserts.selectors import enabled_clusters
 from upserts.services.clusters import EDITABLE_CLUSTER_FIELDS
+from upserts.services.logins import client_ip, seconds_until_login_allowed
 
 _DATE = forms.DateInput(attrs={"type": "date"})
 
@@ -167,4 +173,51 @@ class EntityLookupForm(forms.Form):
     )
     cluster = forms.ModelChoiceField(
         queryset=ClusterEndpoint.objects.order_by("name"), required=False, empty_label="any cluster"
+    )
+
+
+class ThrottledAuthenticationForm(AuthenticationForm):
+    """The login form, refusing to check a password once the username or IP failed too often.
+
+    The throttle is checked before ``authenticate``, so while it holds even the right password
+    is refused, and guessing gains nothing. The console's login page and the admin's share it.
+    """
+
+    def clean(self) -> dict[str, Any]:
+        username = self.cleaned_data.get("username") or ""
+        wait = seconds_until_login_allowed(username, client_ip(self.request))
+        if wait:
+            minutes = max(1, round(wait / 60))
+            raise ValidationError(
+                f"Too many failed logins. Try again in about {minutes} minute"
+                f"{'s' if minutes != 1 else ''}.",
+                code="throttled",
+            )
+        return super().clean()
+
+    def confirm_login_allowed(self, user: User) -> None:
+        """A right password refused here (a non-staff user at the admin) is a failed login too.
+
+        ``authenticate`` succeeded, so Django sent no ``user_login_failed``: sending it here
+        puts the refusal in the audit trail and the throttle like any wrong password.
+        """
+        try:
+            super().confirm_login_allowed(user)
+        except ValidationError:
+            user_login_failed.send(
+                sender=type(self),
+                credentials={"username": user.get_username()},
+                request=self.request,
+            )
+            raise
+
+
+class ThrottledAdminAuthenticationForm(ThrottledAuthenticationForm, AdminAuthenticationForm):
+    """The admin's login form (staff only) behind the same throttle and audit."""
+
+
+def refused_by_login_throttle(form: object) -> bool:
+    """Whether a login form was turned away by the throttle: its page answers 429 then."""
+    return isinstance(form, ThrottledAuthenticationForm) and form.has_error(
+        NON_FIELD_ERRORS, code="throttled"
     )

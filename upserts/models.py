@@ -5,6 +5,7 @@ through its states, record an audit event) live in ``upserts.services``.
 """
 
 import uuid
+from collections.abc import Collection
 from pathlib import PurePath
 from typing import Any
 from urllib.parse import urlsplit
@@ -16,6 +17,8 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 
 from .fields import EncryptedTextField
+from .milvus.client import token_problem
+from .milvus.network import NetworkPolicy
 
 
 def validate_cluster_url(value: str) -> None:
@@ -42,6 +45,39 @@ def validate_cluster_url(value: str) -> None:
         _ = parts.port
     except ValueError as exc:
         raise ValidationError("The URL's port is not a number from 0 to 65535.") from exc
+
+
+def validate_cluster_token(value: str) -> None:
+    """A token goes into an HTTP header, which cannot carry every character; the message
+    names what is wrong with it, never the token."""
+    problem = token_problem(value.strip())
+    if problem:
+        raise ValidationError(
+            f"The token contains {problem}, which an HTTP header cannot carry; type it again.",
+            code="header",
+        )
+
+
+def cluster_url_network_problem(value: str) -> str | None:
+    """Why the console may not connect to a (well-formed) cluster URL's host, or None.
+
+    Judged by what the host resolves to now; every connection is checked again by the client,
+    against the address it reaches.
+    """
+    parts = urlsplit(value)
+    if not parts.hostname:
+        return None
+    policy = NetworkPolicy.from_strings(
+        settings.CLUSTER_DENIED_NETWORKS, settings.CLUSTER_ALLOWED_NETWORKS
+    )
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    reason = policy.host_refusal(parts.hostname, port)
+    if reason is None:
+        return None
+    return (
+        f"The console may not connect to this URL: {reason} (CLUSTER_DENIED_NETWORKS, "
+        "CLUSTER_ALLOWED_NETWORKS)."
+    )
 
 
 class ClusterEndpoint(models.Model):
@@ -93,6 +129,32 @@ class ClusterEndpoint(models.Model):
     def save(self, *args: Any, **kwargs: Any) -> None:
         self.base_url = self.base_url.strip().rstrip("/")
         super().save(*args, **kwargs)
+
+    def clean_fields(self, exclude: Collection[str] | None = None) -> None:
+        """The fields' checks, then two of how the cluster is reached, on the same fields.
+
+        The base URL must not lead into a network the console does not connect to, and the
+        token must be text an HTTP header can carry. They are not field validators: the first
+        reads settings and DNS at the time of saving, and neither changes the database, so
+        neither belongs in a migration. A form that does not edit a field skips its check.
+        """
+        errors: dict[str, list[ValidationError]] = {}
+        try:
+            super().clean_fields(exclude)
+        except ValidationError as exc:
+            errors = exc.update_error_dict(errors)
+        skipped = set(exclude or ()) | set(errors)
+        if "base_url" not in skipped:
+            network_problem = cluster_url_network_problem(self.base_url)
+            if network_problem:
+                errors["base_url"] = [ValidationError(network_problem, code="network")]
+        if "token" not in skipped:
+            try:
+                validate_cluster_token(self.token)
+            except ValidationError as exc:
+                errors["token"] = [exc]
+        if errors:
+            raise ValidationError(errors)
 
     @property
     def has_token(self) -> bool:

@@ -3,6 +3,7 @@
 import csv
 import io
 import ipaddress
+import unicodedata
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
@@ -264,8 +265,12 @@ AUDIT_CSV_COLUMNS = [
     "ip",
     "details",
 ]
-# A spreadsheet runs a cell that starts with one of these as a formula.
-_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+# A spreadsheet runs a cell that starts with one of these as a formula (OWASP's CSV injection
+# list), some after stripping leading spaces. Their look-alikes count too: the first character
+# is NFKC-normalised, which turns the full-width (＝ ＋ － ＠), small (﹦ ﹢ ﹣ ﹫) and other
+# compatibility forms into these; U+2212 MINUS SIGN, which NFKC keeps, is listed itself.
+_FORMULA_STARTS = ("=", "+", "-", "@", "\u2212")
+_CONTROL_STARTS = ("\t", "\r", "\n")
 
 
 def audit_events_csv(events: QuerySet[AuditEvent], *, chunk_size: int = 2000) -> Iterator[str]:
@@ -290,14 +295,22 @@ def audit_events_csv(events: QuerySet[AuditEvent], *, chunk_size: int = 2000) ->
                 event.target_type.model if event.target_type else "",
                 _csv_text(event.target_id),
                 _csv_text(event.target_repr),
-                event.client_ip or "",
+                _csv_text(event.client_ip or ""),
                 _csv_text(orjson.dumps(event.details, option=orjson.OPT_SORT_KEYS).decode()),
             ]
         )
 
 
 def _csv_text(value: str) -> str:
-    return f"'{value}" if value.startswith(_FORMULA_STARTS) else value
+    """The cell as text a spreadsheet shows, never runs: a leading ``'`` defuses a formula.
+
+    Every cell that text from outside can reach goes through here; the IP too, as the column
+    does not check its values on every database.
+    """
+    first = unicodedata.normalize("NFKC", value.lstrip()[:1])
+    if value.startswith(_CONTROL_STARTS) or first.startswith(_FORMULA_STARTS):
+        return f"'{value}"
+    return value
 
 
 def _start_of_day(day: date) -> datetime:

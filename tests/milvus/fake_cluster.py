@@ -1,11 +1,13 @@
 """A scriptable HTTP server standing in for a cluster, for answers a real Milvus 2.3.5 never
-gives: the v2 API, rate limits, proxy error pages, slow answers and refused credentials.
+gives: the v2 API, rate limits, proxy error pages, slow answers, refused credentials, redirects
+and answers too large to read.
 
 Each scripted answer is used once, in order, per (method, path); a request with no answer left
 gets Milvus' own plain-text 404. Every request is recorded with its headers and body.
 """
 
 import json
+import ssl
 import threading
 import time
 from collections import defaultdict, deque
@@ -21,6 +23,11 @@ class ScriptedAnswer:
     body: bytes = b""
     content_type: str = "application/json; charset=utf-8"
     delay_seconds: float = 0.0
+    headers: dict[str, str] = field(default_factory=dict)
+    # The body is sent this many times over, so a huge answer needs no huge bytes object.
+    repeat: int = 1
+    # Without a Content-Length the answer runs until the server closes the connection.
+    declare_length: bool = True
 
 
 @dataclass
@@ -30,6 +37,8 @@ class RecordedRequest:
     query: dict[str, list[str]]
     headers: dict[str, str]
     body: bytes
+    # The client's port: requests sharing one are on one kept-alive connection.
+    client_port: int = 0
 
     def json(self) -> Any:
         return json.loads(self.body)
@@ -43,16 +52,19 @@ class FakeCluster:
     requests: list[RecordedRequest] = field(default_factory=list)
     # The most requests that were being answered at one time.
     most_at_once: int = 0
+    # Bytes of answer bodies written, counted as they are written.
+    body_bytes_sent: int = 0
     _answering: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _server: ThreadingHTTPServer | None = None
+    _scheme: str = "http"
     _thread: threading.Thread | None = None
 
     @property
     def url(self) -> str:
         assert self._server is not None, "start() the fake cluster first"
         host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}"
+        return f"{self._scheme}://{host!s}:{port}"
 
     def answer(
         self,
@@ -64,16 +76,26 @@ class FakeCluster:
         content_type: str = "application/json; charset=utf-8",
         delay_seconds: float = 0.0,
         method: str = "POST",
+        headers: dict[str, str] | None = None,
+        repeat: int = 1,
+        declare_length: bool = True,
     ) -> None:
         """Queue one answer for the next request to ``method path``."""
         raw = body if body is not None else json.dumps(json_body).encode()
         self.answers[(method, path)].append(
             ScriptedAnswer(
-                status=status, body=raw, content_type=content_type, delay_seconds=delay_seconds
+                status=status,
+                body=raw,
+                content_type=content_type,
+                delay_seconds=delay_seconds,
+                headers=headers or {},
+                repeat=repeat,
+                declare_length=declare_length,
             )
         )
 
-    def start(self) -> "FakeCluster":
+    def start(self, *, tls: ssl.SSLContext | None = None) -> "FakeCluster":
+        """Serve on a free port of 127.0.0.1; over TLS with ``tls``, a server-side context."""
         cluster = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -95,6 +117,7 @@ class FakeCluster:
                         query=parse_qs(parts.query, keep_blank_values=True),
                         headers=dict(self.headers.items()),
                         body=self.rfile.read(length),
+                        client_port=self.client_address[1],
                     )
                 )
                 queue = cluster.answers.get((method, parts.path))
@@ -116,16 +139,31 @@ class FakeCluster:
                 try:
                     self.send_response(scripted.status)
                     self.send_header("Content-Type", scripted.content_type)
-                    self.send_header("Content-Length", str(len(scripted.body)))
+                    for name, value in scripted.headers.items():
+                        self.send_header(name, value)
+                    if scripted.declare_length:
+                        total = len(scripted.body) * scripted.repeat
+                        self.send_header("Content-Length", str(total))
+                    else:
+                        self.send_header("Connection", "close")
+                        self.close_connection = True
                     self.end_headers()
-                    self.wfile.write(scripted.body)
+                    for _ in range(scripted.repeat):
+                        self.wfile.write(scripted.body)
+                        with cluster._lock:
+                            cluster.body_bytes_sent += len(scripted.body)
                 except (BrokenPipeError, ConnectionResetError):
-                    pass  # The client gave up waiting, which is what a slow answer tests.
+                    # The client gave up waiting or reading, which is what slow and huge
+                    # answers test.
+                    self.close_connection = True
 
             def log_message(self, format: str, *args: Any) -> None:
                 """Keep the test output quiet."""
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        if tls is not None:
+            self._server.socket = tls.wrap_socket(self._server.socket, server_side=True)
+            self._scheme = "https"
         self._server.daemon_threads = True
         self._thread = threading.Thread(
             target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True

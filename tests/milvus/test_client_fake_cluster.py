@@ -337,11 +337,14 @@ def test_the_token_appears_in_no_message_or_repr(fake_cluster):
     assert not [text for text in seen if password in text]
 
 
-def test_a_token_with_a_line_break_is_refused_without_echoing_it():
-    with pytest.raises(ValueError) as caught:
-        ClusterConfig(base_url="http://127.0.0.1:1", token="abc\ndef")
+def test_a_token_with_a_line_break_is_refused_without_echoing_it(fake_cluster):
+    client = client_for(fake_cluster, token="abc\ndef")
 
-    assert "abc" not in str(caught.value)
+    with pytest.raises(FatalTargetError, match="line break") as caught:
+        upsert_rows(client)
+
+    assert "abc" not in str(caught.value) and "def" not in str(caught.value)
+    assert fake_cluster.requests == []
 
 
 @pytest.mark.parametrize("bad", [math.nan, math.inf, -math.inf])

@@ -120,6 +120,52 @@ def test_the_csv_export_defuses_spreadsheet_formulas(viewer_client):
     assert sorted(row[1] for row in rows[1:]) == ["'=cmd|calc", "'@evil"]
 
 
+FORMULA_LEADS = {
+    "equals": "=",
+    "plus": "+",
+    "minus": "-",
+    "at": "@",
+    "tab": "\t",
+    "carriage return": "\r",
+    "line feed": "\n",
+    "full-width equals": "\uff1d",
+    "full-width plus": "\uff0b",
+    "full-width minus": "\uff0d",
+    "full-width at": "\uff20",
+    "small equals": "\ufe66",
+    "small plus": "\ufe62",
+    "small hyphen-minus": "\ufe63",
+    "small at": "\ufe6b",
+    "minus sign": "\u2212",
+    "space then equals": " =",
+    "spaces then minus": "  -",
+    "no-break space then plus": "\u00a0+",
+    "ideographic space then at": "\u3000@",
+}
+
+
+@pytest.mark.parametrize("lead", FORMULA_LEADS.values(), ids=FORMULA_LEADS.keys())
+def test_the_csv_export_defuses_every_formula_start(viewer_client, lead):
+    text = f"{lead}cmd|' /C calc'!A0"
+    record_event(
+        action=AuditAction.CLUSTER_TESTED, actor=make_user(text), target=make_cluster(text)
+    )
+
+    rows = list(csv.reader(io.StringIO(page_text(viewer_client.get(reverse("audit_export"))))))
+
+    actor, target = rows[1][1], rows[1][5]
+    assert actor.startswith("'") and target == f"'{text}"
+
+
+def test_the_csv_export_leaves_plain_text_alone(viewer_client):
+    for name in ["alice", "a-b", "1.5", "'quoted", "Zoë"]:
+        record_event(action=AuditAction.CLUSTER_TESTED, target=make_cluster(name))
+
+    rows = list(csv.reader(io.StringIO(page_text(viewer_client.get(reverse("audit_export"))))))
+
+    assert sorted(row[5] for row in rows[1:]) == sorted(["alice", "a-b", "1.5", "'quoted", "Zoë"])
+
+
 def test_the_export_link_carries_the_filters(viewer_client, trail):
     page = page_text(viewer_client.get(reverse("audit_list"), {"user": "bob"}))
 

@@ -82,7 +82,7 @@ def test_the_job_list_shows_badges_and_progress_newest_first(viewer_client):
 
     assert page.index("running.jsonl") < page.index("older.jsonl")
     assert '<span class="badge running">Running</span>' in page
-    assert 'aria-valuenow="25"' in page and "width: 25.0%" in page
+    assert f'aria-label="Progress of job {running.pk}" value="25.0"' in page
     assert 'hx-trigger="every 3s"' in page, "a running job keeps the list refreshing"
     assert older.pk and running.pk
 

@@ -2,7 +2,9 @@
 
 The client never retries and never sleeps: every failure is raised as one of the classes in
 ``errors`` so that the caller, which knows the job, decides between retrying, splitting the
-batch and stopping. The token only ever travels in the ``Authorization`` header.
+batch and stopping. The token only ever travels in the ``Authorization`` header, and only to
+the base URL's origin: redirects are never followed. Answers are read up to a size limit, and
+connections reach only the addresses the ``NetworkPolicy`` allows.
 """
 
 import math
@@ -12,10 +14,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, Literal
+from urllib.parse import urljoin
 
 import orjson
 import requests
-from requests.adapters import HTTPAdapter
 
 from .errors import (
     ClusterError,
@@ -24,6 +26,7 @@ from .errors import (
     RowEncodingError,
     classify_failure,
 )
+from .network import AddressRefused, CheckedHTTPAdapter, NetworkPolicy
 from .schema import CollectionSchema, parse_collection
 
 ApiVersion = Literal["v1", "v2"]
@@ -31,6 +34,29 @@ _EXCERPT_CHARS = 200
 _TAG = re.compile(r"<[^>]*>")
 _SPACES = re.compile(r"\s+")
 _UPSERT_PATHS = {"v1": "/v1/vector/upsert", "v2": "/v2/vectordb/entities/upsert"}
+_READ_CHUNK_BYTES = 64 * 1024
+# An upsert answer repeats the ids of the rows sent: unless they are mostly characters the
+# cluster escapes in JSON (<, >, &), it is smaller than its request, which a job keeps to 64 MiB.
+# Describe and list answers are kilobytes.
+DEFAULT_MAX_RESPONSE_BYTES = 64 * 1024 * 1024
+_LINE_BREAKS = frozenset("\r\n")
+
+
+def token_problem(token: str) -> str | None:
+    """What in the token an HTTP header cannot carry (never the token itself), or None.
+
+    Header values are sent as latin-1 and must hold no control characters; requests quotes an
+    invalid value in its exception, which would leak the token. A key or "user:password" is
+    printable ASCII, where a space is fine: only a typing or pasting accident falls outside.
+    """
+    for char in token:
+        if char in _LINE_BREAKS:
+            return "a line break"
+        if ord(char) < 0x20 or ord(char) == 0x7F:
+            return "a control character"
+        if ord(char) > 0x7E:
+            return "a character outside ASCII (such as an accented letter or a curly quote)"
+    return None
 
 
 @dataclass(frozen=True)
@@ -43,17 +69,21 @@ class ClusterConfig:
     token: str = field(default="", repr=False)
     verify_tls: bool = True
     timeout_seconds: float = 30.0
+    # The most bytes of one answer read; a larger answer fails instead of filling memory.
+    max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES
+    # Which addresses a connection may reach; a session given to the client must enforce it.
+    network_policy: NetworkPolicy = field(default_factory=NetworkPolicy)
 
     def __post_init__(self) -> None:
         if self.api_version not in ("v1", "v2"):
             raise ValueError(f"api_version must be 'v1' or 'v2', not {self.api_version!r}")
         if self.timeout_seconds <= 0:
             raise ValueError("timeout_seconds must be more than 0")
-        # requests quotes an invalid header value in its exception, which would leak the token.
-        token = self.token.strip()
-        if any(ord(char) < 32 or ord(char) == 127 for char in token):
-            raise ValueError("The token contains a line break or control character; paste it again")
-        object.__setattr__(self, "token", token)
+        if self.max_response_bytes <= 0:
+            raise ValueError("max_response_bytes must be more than 0")
+        # A token an HTTP header cannot carry is kept and refused when a request is sent, as a
+        # FatalTargetError that fails the job or the connection test with a message.
+        object.__setattr__(self, "token", self.token.strip())
         object.__setattr__(self, "base_url", self.base_url.strip().rstrip("/"))
 
     def __repr__(self) -> str:
@@ -61,7 +91,8 @@ class ClusterConfig:
         return (
             f"ClusterConfig(base_url={self.base_url!r}, api_version={self.api_version!r}, "
             f"token={token}, verify_tls={self.verify_tls!r}, "
-            f"timeout_seconds={self.timeout_seconds!r})"
+            f"timeout_seconds={self.timeout_seconds!r}, "
+            f"max_response_bytes={self.max_response_bytes!r})"
         )
 
 
@@ -74,14 +105,21 @@ class UpsertResult:
     elapsed_ms: float
 
 
-def make_session(pool_size: int = 16) -> requests.Session:
+def make_session(
+    pool_size: int = 16, *, network_policy: NetworkPolicy | None = None
+) -> requests.Session:
     """A keep-alive session whose pool holds a connection per request in flight from threads.
 
     urllib3's own retries are off: a retry hidden here would hide latency and double-count
-    attempts that the caller records.
+    attempts that the caller records. Every new connection is checked against the policy.
     """
     session = requests.Session()
-    adapter = HTTPAdapter(pool_connections=pool_size, pool_maxsize=pool_size, max_retries=0)
+    adapter = CheckedHTTPAdapter(
+        network_policy if network_policy is not None else NetworkPolicy(),
+        pool_connections=pool_size,
+        pool_maxsize=pool_size,
+        max_retries=0,
+    )
     session.mount("http://", adapter)
     session.mount("https://", adapter)
     return session
@@ -134,7 +172,11 @@ class ClusterClient:
     def __init__(self, config: ClusterConfig, session: requests.Session | None = None) -> None:
         self.config = config
         self._owns_session = session is None
-        self._session = session if session is not None else make_session()
+        if session is None:
+            session = make_session(network_policy=config.network_policy)
+        else:
+            _check_session_policy(session, config)
+        self._session = session
 
     def __repr__(self) -> str:
         return f"ClusterClient({self.config!r})"
@@ -302,8 +344,16 @@ class ClusterClient:
     ) -> tuple[Any, int, float]:
         """The ``data`` of a successful answer, its HTTP status and the time it took in ms."""
         url = f"{self.config.base_url}{path}"
+        problem = token_problem(self.config.token)
+        if problem:
+            raise FatalTargetError(
+                f"The cluster's token contains {problem}, which an HTTP header cannot carry; "
+                "type the token again in the cluster's settings"
+            )
         started = time.perf_counter()
         try:
+            # Redirects are not followed: one would carry the token, and an upsert's body, to
+            # wherever the answer points. The body is streamed so it can be read up to a limit.
             response = self._session.request(
                 method,
                 url,
@@ -312,7 +362,21 @@ class ClusterClient:
                 headers=self._headers(),
                 timeout=self.config.timeout_seconds,
                 verify=self.config.verify_tls,
+                allow_redirects=False,
+                stream=True,
             )
+            try:
+                if response.is_redirect:
+                    raise self._redirected(url, response)
+                content = self._read_capped(url, response)
+            finally:
+                # Back to the pool when read to the end; closed when the reading stopped early.
+                response.close()
+        except AddressRefused as exc:
+            raise FatalTargetError(
+                f"The console does not connect to {url}: {exc}. Give the cluster an address in a "
+                "network the console may reach (CLUSTER_DENIED_NETWORKS, CLUSTER_ALLOWED_NETWORKS)"
+            ) from exc
         except requests.exceptions.SSLError as exc:
             raise FatalTargetError(
                 self._redact(
@@ -339,25 +403,61 @@ class ClusterClient:
         http_status = response.status_code
 
         try:
-            answer = orjson.loads(response.content)
+            answer = orjson.loads(content)
         except orjson.JSONDecodeError:
             answer = None
         if not isinstance(answer, dict):
             raise classify_failure(
                 http_status=http_status,
                 code=None,
-                message=self._excerpt(response.content),
+                message=self._excerpt(content),
             )
 
         code = _as_int(answer.get("code"))
         if _is_success(code, answer) and 200 <= http_status < 300:
             return answer.get("data"), http_status, elapsed_ms
         message = answer.get("message")
-        if isinstance(message, str):
-            message = self._redact(message)
-        else:
-            message = self._excerpt(response.content)
+        message = self._redact(message) if isinstance(message, str) else self._excerpt(content)
         raise classify_failure(http_status=http_status, code=code, message=message)
+
+    def _read_capped(self, url: str, response: requests.Response) -> bytes:
+        """The answer's body, decompressed, or a FatalTargetError once it passes the limit.
+
+        A declared length over the limit is refused before anything is read; the count is of
+        decompressed bytes, so a small compressed answer cannot expand past the limit either.
+        """
+        limit = self.config.max_response_bytes
+        declared = response.headers.get("Content-Length", "")
+        if declared.isdigit() and int(declared) > limit:
+            raise self._too_large(url, limit)
+        chunks = []
+        size = 0
+        for chunk in response.iter_content(chunk_size=_READ_CHUNK_BYTES):
+            size += len(chunk)
+            if size > limit:
+                raise self._too_large(url, limit)
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    def _too_large(self, url: str, limit: int) -> ClusterError:
+        return FatalTargetError(
+            f"The answer from {url} is larger than {limit:,} bytes, the most the console reads "
+            "of one answer; check that the base URL is the cluster's REST endpoint, or raise "
+            "CLUSTER_MAX_RESPONSE_BYTES"
+        )
+
+    def _redirected(self, url: str, response: requests.Response) -> ClusterError:
+        target = urljoin(url, response.headers.get("Location", ""))
+        if len(target) > _EXCERPT_CHARS:
+            target = target[:_EXCERPT_CHARS] + "…"
+        return FatalTargetError(
+            self._redact(
+                f"The cluster answered with a redirect (HTTP {response.status_code}) to "
+                f"{target}; the console does not follow redirects: put the final URL in the "
+                "cluster's base URL"
+            ),
+            http_status=response.status_code,
+        )
 
     def _unreadable(self, what: str, data: Any) -> ClusterError:
         text = self._excerpt(orjson.dumps(data, default=str))
@@ -372,6 +472,19 @@ class ClusterClient:
         if len(text) > _EXCERPT_CHARS:
             return text[:_EXCERPT_CHARS] + "…"
         return text
+
+
+def _check_session_policy(session: requests.Session, config: ClusterConfig) -> None:
+    """A session given to the client must enforce the config's network policy."""
+    adapters = [session.get_adapter(scheme) for scheme in ("http://", "https://")]
+    if not all(
+        isinstance(adapter, CheckedHTTPAdapter) and adapter.network_policy == config.network_policy
+        for adapter in adapters
+    ):
+        raise ValueError(
+            "The session does not enforce the config's network policy; make it with "
+            "make_session(network_policy=config.network_policy)"
+        )
 
 
 def _is_success(code: int | None, answer: dict[str, Any]) -> bool:

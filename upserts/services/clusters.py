@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import requests
+from django.conf import settings
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.contrib.auth.models import AnonymousUser
 from django.db import transaction
@@ -14,22 +15,32 @@ from django.utils import timezone
 
 from upserts.milvus.client import ClusterClient, ClusterConfig, make_session
 from upserts.milvus.errors import ClusterError
+from upserts.milvus.network import NetworkPolicy
 from upserts.milvus.schema import CollectionSchema
 from upserts.models import AuditAction, ClusterEndpoint
 from upserts.services.audit import record_event
 
 Actor = AbstractBaseUser | AnonymousUser | None
 
-_sessions: dict[int, requests.Session] = {}
+# Keyed by the policy too: a session's connections are checked against the policy it was made
+# with, so a changed policy gets sessions of its own.
+_sessions: dict[tuple[int, NetworkPolicy], requests.Session] = {}
 _sessions_lock = threading.Lock()
 
 
-def _session_for(cluster_id: int) -> requests.Session:
+def _session_for(cluster_id: int, policy: NetworkPolicy) -> requests.Session:
     with _sessions_lock:
-        session = _sessions.get(cluster_id)
+        session = _sessions.get((cluster_id, policy))
         if session is None:
-            session = _sessions[cluster_id] = make_session()
+            session = _sessions[(cluster_id, policy)] = make_session(network_policy=policy)
         return session
+
+
+def cluster_network_policy() -> NetworkPolicy:
+    """The networks a cluster may (not) be reached in, as configured."""
+    return NetworkPolicy.from_strings(
+        settings.CLUSTER_DENIED_NETWORKS, settings.CLUSTER_ALLOWED_NETWORKS
+    )
 
 
 def cluster_config(cluster: ClusterEndpoint) -> ClusterConfig:
@@ -39,12 +50,15 @@ def cluster_config(cluster: ClusterEndpoint) -> ClusterConfig:
         token=cluster.token,
         verify_tls=cluster.verify_tls,
         timeout_seconds=float(cluster.request_timeout_seconds),
+        max_response_bytes=settings.CLUSTER_MAX_RESPONSE_BYTES,
+        network_policy=cluster_network_policy(),
     )
 
 
 def client_for(cluster: ClusterEndpoint) -> ClusterClient:
     """A client for the cluster that reuses this process's connections to it."""
-    return ClusterClient(cluster_config(cluster), session=_session_for(cluster.pk))
+    config = cluster_config(cluster)
+    return ClusterClient(config, session=_session_for(cluster.pk, config.network_policy))
 
 
 class ClusterInUse(Exception):

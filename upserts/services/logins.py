@@ -1,10 +1,12 @@
 """Login throttling against password guessing, kept in the audit trail.
 
-Every failed login is an audit event (username tried, client IP). A username with too many
-recent failures, or an IP with many more, is refused for the rest of the window, whatever
-the password, so guessing costs hours rather than seconds.
+Every failed login is an audit event (the username tried, in its throttle key's spelling, and
+the client IP). A username with too many recent failures, or an IP with many more, is refused
+for the rest of the window, whatever the password, so guessing costs hours rather than
+seconds. The console's login page and the admin's count and check the same failures.
 """
 
+import unicodedata
 from datetime import timedelta
 from typing import Any
 
@@ -27,6 +29,18 @@ def client_ip(request: HttpRequest | None) -> str | None:
     return request.META.get("REMOTE_ADDR") or None
 
 
+def login_throttle_key(username: str) -> str:
+    """The one spelling of a username that failed logins are recorded under and checked against.
+
+    The login form strips and NFKC-normalises what was typed before the backend sees it, so the
+    raw field and the backend's credentials can differ ("alice " and "alice"); both go through
+    this function. It case-folds too: the user lookup is case-sensitive, but "Alice" and "alice"
+    share one count, so guesses cannot be spread over spellings of one name.
+    """
+    folded = unicodedata.normalize("NFKC", username.strip()).casefold()
+    return unicodedata.normalize("NFKC", folded).strip()[:150]
+
+
 def record_failed_login(
     sender: Any, credentials: dict[str, Any], request: HttpRequest | None = None, **kwargs: Any
 ) -> None:
@@ -34,7 +48,7 @@ def record_failed_login(
     record_event(
         action=AuditAction.LOGIN_FAILED,
         client_ip=client_ip(request),
-        details={"username": str(credentials.get("username", ""))[:150]},
+        details={"username": login_throttle_key(str(credentials.get("username", "")))},
     )
 
 
@@ -43,7 +57,7 @@ def seconds_until_login_allowed(username: str, ip: str | None) -> int:
     window = timedelta(seconds=settings.LOGIN_FAILURE_WINDOW_SECONDS)
     since = timezone.now() - window
     failures = AuditEvent.objects.filter(action=AuditAction.LOGIN_FAILED, created_at__gte=since)
-    by_user = failures.filter(details__username=username)
+    by_user = failures.filter(details__username=login_throttle_key(username))
     by_ip = failures.filter(client_ip=ip) if ip else failures.none()
     for recent, limit in (
         (by_user, settings.LOGIN_FAILURES_PER_USERNAME),
