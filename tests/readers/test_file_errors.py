@@ -9,7 +9,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from upserts.readers import FileFormatError, SourceRow, jsonl_reader, read_rows
+from upserts.readers import FileFormatError, ReadLimits, SourceRow, read_rows
 
 FORMATS = ["json", "jsonl", "csv", "parquet"]
 
@@ -268,15 +268,27 @@ def test_a_truncated_parquet_file_is_refused(tmp_path):
     assert "not a readable Parquet file" in str(error)
 
 
-def test_a_line_longer_than_any_entity_means_the_file_is_not_jsonl(tmp_path, monkeypatch):
-    monkeypatch.setattr(jsonl_reader, "MAX_LINE_BYTES", 1000)
+def test_a_line_longer_than_a_row_may_be_fails_alone_and_the_next_lines_are_read(tmp_path):
     path = tmp_path / "minified.jsonl"
-    path.write_bytes(b'{"id": 1}\n' + json.dumps([{"id": n} for n in range(500)]).encode())
+    long_line = json.dumps([{"id": n} for n in range(500)]).encode()
+    path.write_bytes(b'{"id": 1}\n' + long_line + b'\n{"id": 3}\n')
 
-    rows, error = read_until_error(path, "jsonl")
+    rows = list(
+        read_rows(
+            path.open("rb"),
+            file_format="jsonl",
+            gzipped=False,
+            filename=path.name,
+            limits=ReadLimits(max_row_bytes=1000),
+        )
+    )
 
-    assert [row.entity for row in rows] == [{"id": 1}]
-    assert "line 2 is longer than 1,000 bytes" in str(error)
+    assert [row.entity for row in rows] == [{"id": 1}, None, {"id": 3}]
+    assert rows[1].error == (
+        "line 2 is more than 1,000 bytes, the limit for one row; it was not read"
+    )
+    # Only the start of the line is kept, to show what it was.
+    assert 1000 <= len(rows[1].raw) <= 1024 and long_line.decode().startswith(rows[1].raw)
 
 
 def test_an_unknown_format_is_a_programming_error():

@@ -20,6 +20,8 @@ from upserts.readers.detect import detect_format as detect_format
 from upserts.readers.detect import format_from_name as format_from_name
 from upserts.readers.json_reader import read_json
 from upserts.readers.jsonl_reader import read_jsonl
+from upserts.readers.limits import DEFAULT_LIMITS as DEFAULT_LIMITS
+from upserts.readers.limits import ReadLimits as ReadLimits
 from upserts.readers.parquet_reader import read_parquet, spool_to_temporary_file
 
 _TEXT_READERS = {"json": read_json, "jsonl": read_jsonl, "csv": read_csv}
@@ -34,6 +36,7 @@ def read_rows(
     start_after: int = 0,
     max_decompressed_bytes: int | None = None,
     number_vector_columns: frozenset[str] = frozenset(),
+    limits: ReadLimits = DEFAULT_LIMITS,
 ) -> Iterator[SourceRow]:
     """Rows of the file in order, numbered from 1; the first ``start_after`` are skipped.
 
@@ -41,7 +44,8 @@ def read_rows(
     open, and its position is where reading starts. ``max_decompressed_bytes`` bounds what a
     gzip file may expand to. Problems with the file as a whole surface as FileFormatError
     while iterating, after the rows that could be read before them. Parquet float-list cells
-    of ``number_vector_columns`` come as NumberVector instead of lists.
+    of ``number_vector_columns`` come as NumberVector instead of lists. A row past ``limits``
+    fails alone, with its reason, without being parsed.
     """
     if file_format not in _TEXT_READERS and file_format != "parquet":
         raise ValueError(f"unknown file format {file_format!r}")
@@ -55,6 +59,7 @@ def read_rows(
         start_after=start_after,
         max_decompressed_bytes=max_decompressed_bytes,
         number_vector_columns=number_vector_columns,
+        limits=limits,
     )
 
 
@@ -67,6 +72,7 @@ def _rows(
     start_after: int,
     max_decompressed_bytes: int | None,
     number_vector_columns: frozenset[str],
+    limits: ReadLimits,
 ) -> Iterator[SourceRow]:
     stream: ByteStream | None = None
     spooled: BinaryIO | None = None
@@ -86,6 +92,7 @@ def _rows(
                 filename=filename,
                 start_after=start_after,
                 number_vector_columns=number_vector_columns,
+                limits=limits,
             )
         else:
             stream = open_byte_stream(
@@ -95,7 +102,7 @@ def _rows(
                 max_decompressed_bytes=max_decompressed_bytes,
             )
             read = _TEXT_READERS[file_format]
-            yield from read(stream, filename=filename, start_after=start_after)
+            yield from read(stream, filename=filename, start_after=start_after, limits=limits)
     finally:
         if spooled is not None:
             spooled.close()

@@ -4,7 +4,6 @@ import csv
 from collections.abc import Iterator
 
 from upserts.readers.base import (
-    MAX_LINE_BYTES,
     UTF8_BOM,
     ByteStream,
     FileFormatError,
@@ -12,6 +11,9 @@ from upserts.readers.base import (
     no_rows_error,
     not_utf8_error,
 )
+from upserts.readers.limits import DEFAULT_LIMITS, SAMPLE_BYTES, ReadLimits, nesting_exceeds
+
+_SKIP_CHUNK = 1024 * 1024
 
 # A vector column holds its values as JSON text: 4 096 floats take some 80 000 characters,
 # near the csv module's default limit of 131 072. The limit is process-wide, so it is only
@@ -19,19 +21,31 @@ from upserts.readers.base import (
 _FIELD_SIZE_LIMIT = 16 * 1024 * 1024
 
 
+class _RowRefused(Exception):
+    """The line being read is past a limit of one row; it was passed over, never held."""
+
+    def __init__(self, reason: str, sample: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.sample = sample
+
+
 class _Lines:
     """Decoded lines for csv.reader, keeping the text of the record being read.
 
     Decoding line by line (rather than through a TextIOWrapper) lets a non-UTF-8 byte be named
     by its line and offset, and keeping each record's lines gives a bad row's original text.
+    A line past the limits of one row is refused (_RowRefused) before it is decoded.
     """
 
-    def __init__(self, stream: ByteStream, filename: str) -> None:
+    def __init__(self, stream: ByteStream, filename: str, limits: ReadLimits) -> None:
         self._readline = stream.readline
         self._filename = filename
+        self._limits = limits
         self.line_number = 0
         self.offset = 0
         self.record_lines: list[str] = []
+        self.record_bytes = 0
         self._returned: str | None = None
 
     def __iter__(self) -> "_Lines":
@@ -41,24 +55,32 @@ class _Lines:
         """The line just read is read again next, by the csv module: counted once, kept once."""
         self._returned = text
 
+    def start_record(self) -> None:
+        self.record_lines.clear()
+        self.record_bytes = 0
+
     def __next__(self) -> str:
         if self._returned is not None:
             text, self._returned = self._returned, None
             return text
-        line = self._readline(MAX_LINE_BYTES + 1)
+        max_bytes = self._limits.max_row_bytes
+        line = self._readline(max_bytes + 1)
         if not line:
             raise StopIteration
         self.line_number += 1
         line_start = self.offset
         self.offset += len(line)
-        if len(line) > MAX_LINE_BYTES:
-            raise FileFormatError(
-                f"{self._filename}: line {self.line_number:,} is longer than "
-                f"{MAX_LINE_BYTES:,} bytes, so this does not look like CSV. Check the file."
-            )
+        self.record_bytes += len(line)
+        if self.record_bytes > max_bytes:
+            self._refuse_long(line)
         if self.line_number == 1 and line.startswith(UTF8_BOM):
             line = line[3:]
             line_start += 3
+        if nesting_exceeds(line, self._limits.max_depth, json_strings=False):
+            raise _RowRefused(
+                f"{self._limits.too_deep()}; it was not read",
+                line[:SAMPLE_BYTES].decode(errors="replace"),
+            )
         try:
             text = line.decode()
         except UnicodeDecodeError as exc:
@@ -68,11 +90,35 @@ class _Lines:
         self.record_lines.append(text)
         return text
 
+    def _refuse_long(self, line: bytes) -> None:
+        if self.record_lines:
+            # A quoted value running on over lines past the limit: an unclosed quote, most
+            # likely, after which no line can be trusted to be the row it looks like.
+            raise FileFormatError(
+                f"{self._filename}: the record that starts on line "
+                f"{self.line_number - len(self.record_lines):,} runs on for more than "
+                f"{self._limits.max_row_bytes:,} bytes, the limit for one row; a quote is "
+                "probably left open there. Fix the file and upload it again."
+            )
+        sample = line[:SAMPLE_BYTES].decode(errors="replace")
+        while not line.endswith(b"\n"):
+            line = self._readline(_SKIP_CHUNK)
+            if not line:
+                break
+            self.offset += len(line)
+        raise _RowRefused(f"{self._limits.too_big()}; it was not read", sample)
 
-def read_csv(stream: ByteStream, *, filename: str, start_after: int = 0) -> Iterator[SourceRow]:
+
+def read_csv(
+    stream: ByteStream,
+    *,
+    filename: str,
+    start_after: int = 0,
+    limits: ReadLimits = DEFAULT_LIMITS,
+) -> Iterator[SourceRow]:
     if csv.field_size_limit() < _FIELD_SIZE_LIMIT:
         csv.field_size_limit(_FIELD_SIZE_LIMIT)
-    lines = _Lines(stream, filename)
+    lines = _Lines(stream, filename, limits)
     # strict: a stray quote is reported as that row's problem instead of being guessed at.
     reader = csv.reader(lines, strict=True)
     header = _read_header(reader, lines, filename)
@@ -80,7 +126,7 @@ def read_csv(stream: ByteStream, *, filename: str, start_after: int = 0) -> Iter
     record_lines = lines.record_lines
     number = 0
     while True:
-        record_lines.clear()
+        lines.start_record()
         first_line = lines.line_number + 1
         try:
             text = next(lines)
@@ -90,6 +136,16 @@ def read_csv(stream: ByteStream, *, filename: str, start_after: int = 0) -> Iter
                 record = next(reader)
         except StopIteration:
             break
+        except _RowRefused as refused:
+            number += 1
+            if number > start_after:
+                yield SourceRow(
+                    number=number,
+                    error=f"line {first_line:,} {refused.reason}",
+                    raw=refused.sample,
+                    line=first_line,
+                )
+            continue
         except csv.Error as exc:
             number += 1
             if number > start_after:
@@ -167,6 +223,11 @@ def _read_header(reader: Iterator[list[str]], lines: _Lines, filename: str) -> l
             header = next(reader)
     except StopIteration:
         raise no_rows_error(filename, "the file is empty") from None
+    except _RowRefused as refused:
+        raise FileFormatError(
+            f"{filename}: the header row (line {lines.line_number:,}) {refused.reason}. Check "
+            "that this is a CSV file with a header row."
+        ) from None
     except csv.Error as exc:
         raise FileFormatError(
             f"{filename}: the header row (line {lines.line_number:,}) is not readable CSV "

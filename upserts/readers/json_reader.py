@@ -20,17 +20,29 @@ from upserts.readers.base import (
     no_rows_error,
     not_utf8_error,
 )
+from upserts.readers.limits import DEFAULT_LIMITS, JsonRowGuard, ReadLimits
 
 _WHITESPACE = b" \t\r\n"
 
 
-def read_json(stream: ByteStream, *, filename: str, start_after: int = 0) -> Iterator[SourceRow]:
+def read_json(
+    stream: ByteStream,
+    *,
+    filename: str,
+    start_after: int = 0,
+    limits: ReadLimits = DEFAULT_LIMITS,
+) -> Iterator[SourceRow]:
     first = _first_significant_byte(stream)
+    guard: JsonRowGuard | None = None
+    if first in (b"[", b"{"):
+        guard = JsonRowGuard(
+            stream, filename=filename, limits=limits, top_level_array=first == b"["
+        )
     if first == b"[":
-        values = ijson.items(stream, "item", use_float=True)
+        values = ijson.items(guard, "item", use_float=True)
     elif first == b"{":
         # Objects one after another (a JSON Lines file saved as .json) are entities too.
-        values = ijson.items(stream, "", use_float=True, multiple_values=True)
+        values = ijson.items(guard, "", use_float=True, multiple_values=True)
     elif not first:
         raise no_rows_error(filename, "the file is empty")
     elif _kind_of_text(first) is None:
@@ -50,11 +62,16 @@ def read_json(stream: ByteStream, *, filename: str, start_after: int = 0) -> Ite
     try:
         for value in values:
             number += 1
-            if number <= start_after:
-                continue
             if type(value) is dict:
-                yield SourceRow(number=number, entity=value)
-            else:
+                if number > start_after:
+                    yield SourceRow(number=number, entity=value)
+            elif guard is not None and value == guard.marker:
+                reason, sample = guard.dropped.popleft()
+                if number > start_after:
+                    yield SourceRow(
+                        number=number, error=f"row {number:,} {reason}; it was not read", raw=sample
+                    )
+            elif number > start_after:
                 yield SourceRow(
                     number=number,
                     error=f"row {number} is {kind_of_value(value)}, not an object",

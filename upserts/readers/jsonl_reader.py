@@ -5,36 +5,56 @@ from collections.abc import Iterator
 import orjson
 
 from upserts.readers.base import (
-    MAX_LINE_BYTES,
     UTF8_BOM,
     ByteStream,
-    FileFormatError,
     SourceRow,
     kind_of_value,
     no_rows_error,
     not_utf8_error,
 )
+from upserts.readers.limits import DEFAULT_LIMITS, SAMPLE_BYTES, ReadLimits, nesting_exceeds
+
+_SKIP_CHUNK = 1024 * 1024
 
 
-def read_jsonl(stream: ByteStream, *, filename: str, start_after: int = 0) -> Iterator[SourceRow]:
+def read_jsonl(
+    stream: ByteStream,
+    *,
+    filename: str,
+    start_after: int = 0,
+    limits: ReadLimits = DEFAULT_LIMITS,
+) -> Iterator[SourceRow]:
     readline = stream.readline
     loads = orjson.loads
+    max_bytes = limits.max_row_bytes
+    max_depth = limits.max_depth
     number = 0
     line_number = 0
     offset = 0
     while True:
-        line = readline(MAX_LINE_BYTES + 1)
+        line = readline(max_bytes + 1)
         if not line:
             break
         line_number += 1
         line_start = offset
         offset += len(line)
-        if len(line) > MAX_LINE_BYTES:
-            raise FileFormatError(
-                f"{filename}: line {line_number:,} is longer than {MAX_LINE_BYTES:,} bytes "
-                f"(from byte {line_start:,}), so this is not JSON Lines with one entity per "
-                "line. Check the file's format, or split the entity data."
-            )
+        if len(line) > max_bytes:
+            # Too long to parse: the rest of the line is passed over, never held.
+            sample = line[:SAMPLE_BYTES].decode(errors="replace")
+            while not line.endswith(b"\n"):
+                line = readline(_SKIP_CHUNK)
+                if not line:
+                    break
+                offset += len(line)
+            number += 1
+            if number > start_after:
+                yield SourceRow(
+                    number=number,
+                    error=f"line {line_number:,} {limits.too_big()}; it was not read",
+                    raw=sample,
+                    line=line_number,
+                )
+            continue
         if line_number == 1 and line.startswith(UTF8_BOM):
             line = line[3:]
             line_start += 3
@@ -42,6 +62,14 @@ def read_jsonl(stream: ByteStream, *, filename: str, start_after: int = 0) -> It
             continue
         number += 1
         if number <= start_after:
+            continue
+        if nesting_exceeds(line, max_depth):
+            yield SourceRow(
+                number=number,
+                error=f"line {line_number:,} {limits.too_deep()}; it was not read",
+                raw=line[:SAMPLE_BYTES].decode(errors="replace"),
+                line=line_number,
+            )
             continue
         try:
             value = loads(line)

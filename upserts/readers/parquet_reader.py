@@ -16,6 +16,10 @@ from upserts.readers.base import (
     SourceRow,
     no_rows_error,
 )
+from upserts.readers.limits import DEFAULT_LIMITS, ReadLimits
+
+_THRIFT_STRING_BYTES = 16 * 1024 * 1024
+_THRIFT_CONTAINER_ITEMS = 1_000_000
 
 # Rows converted to Python at a time: a 768-float vector column costs about 6 MB per batch.
 BATCH_ROWS = 1024
@@ -28,6 +32,7 @@ def read_parquet(
     start_after: int = 0,
     batch_rows: int = BATCH_ROWS,
     number_vector_columns: frozenset[str] = frozenset(),
+    limits: ReadLimits = DEFAULT_LIMITS,
 ) -> Iterator[SourceRow]:
     """``source`` must be seekable: Parquet keeps its table of contents at the end of the file.
 
@@ -35,7 +40,12 @@ def read_parquet(
     than lists, for a caller that checks and encodes them as arrays (the pipeline).
     """
     try:
-        parquet = pq.ParquetFile(source)
+        # Thrift bounds keep a hostile footer from costing more than the file is worth.
+        parquet = pq.ParquetFile(
+            source,
+            thrift_string_size_limit=_THRIFT_STRING_BYTES,
+            thrift_container_size_limit=_THRIFT_CONTAINER_ITEMS,
+        )
     except (pa.ArrowException, OSError) as exc:
         raise FileFormatError(
             f"{filename}: not a readable Parquet file ({exc}). Export it again as Parquet, or "
@@ -57,12 +67,10 @@ def read_parquet(
         return
     skip = start_after - number
 
+    _check_nesting(parquet.schema_arrow, filename, limits)
     casts, binary_columns = _json_conversions(parquet.schema_arrow)
-    batches = parquet.iter_batches(
-        batch_size=batch_rows, row_groups=list(range(first_group, metadata.num_row_groups))
-    )
     try:
-        for batch in batches:
+        for batch in _record_batches(parquet, first_group, batch_rows, filename, limits):
             if skip:
                 if skip >= batch.num_rows:
                     skip -= batch.num_rows
@@ -87,6 +95,57 @@ def read_parquet(
             f"{filename}: the Parquet data is damaged after row {number:,} ({exc}). Export the "
             "file again and upload it."
         ) from None
+
+
+def _record_batches(
+    parquet: pq.ParquetFile, first_group: int, batch_rows: int, filename: str, limits: ReadLimits
+) -> Iterator[pa.RecordBatch]:
+    """The row groups from ``first_group`` on, in record batches of at most about
+    ``limits.max_batch_bytes`` once decoded.
+
+    The footer says what each row group's columns hold once decompressed, and how many values
+    they have; a row group whose rows average more than a row may hold is refused before any
+    of it is decoded, and the others are read in as many rows at a time as the budget allows.
+    """
+    metadata = parquet.metadata
+    for group in range(first_group, metadata.num_row_groups):
+        row_group = metadata.row_group(group)
+        if not row_group.num_rows:
+            continue
+        per_row = _decoded_bytes(row_group) / row_group.num_rows
+        if per_row > limits.max_row_bytes:
+            raise FileFormatError(
+                f"{filename}: the rows of row group {group + 1:,} decode to about "
+                f"{per_row:,.0f} bytes each, more than {limits.max_row_bytes:,}, the limit for "
+                "one row. Write the file with smaller rows, or ask an administrator to raise "
+                "the limit."
+            )
+        rows = max(1, min(batch_rows, int(limits.max_batch_bytes // max(per_row, 1))))
+        yield from parquet.iter_batches(batch_size=rows, row_groups=[group])
+
+
+def _decoded_bytes(row_group: pq.RowGroupMetaData) -> float:
+    """What a row group's columns hold once decompressed: the larger of what the footer says
+    and eight bytes a value, since run-length encoding packs a million values into a few."""
+    total = 0.0
+    for index in range(row_group.num_columns):
+        column = row_group.column(index)
+        total += max(column.total_uncompressed_size, column.num_values * 8)
+    return total
+
+
+def _check_nesting(schema: pa.Schema, filename: str, limits: ReadLimits) -> None:
+    for column in schema:
+        if _type_depth(column.type) > limits.max_depth:
+            raise FileFormatError(
+                f"{filename}: column `{column.name}` {limits.too_deep()}. Flatten it, or "
+                "upload the data as JSON Lines."
+            )
+
+
+def _type_depth(data_type: pa.DataType) -> int:
+    children = [data_type.field(i).type for i in range(data_type.num_fields)]
+    return 1 + max((_type_depth(child) for child in children), default=0)
 
 
 def _entities(batch: pa.RecordBatch, number_vector_columns: frozenset[str]) -> list[dict[str, Any]]:

@@ -41,6 +41,7 @@ from upserts.readers import FileFormatError, SourceRow, read_rows
 from upserts.services import jobs
 from upserts.services.audit import record_event
 from upserts.services.clusters import client_for
+from upserts.services.read_limits import read_limits
 from upserts.services.entity_writes import record_entity_writes
 from upserts.services.failed_rows import failed_row, stored_size
 from upserts.services.sending import (
@@ -209,6 +210,7 @@ def _send_rows(job: UpsertJob, schema: CollectionSchema, token: str) -> SliceOut
             start_after=job.checkpoint_row,
             max_decompressed_bytes=settings.UPLOAD_MAX_DECOMPRESSED_BYTES,
             number_vector_columns=run.preparer.number_vector_columns,
+            limits=read_limits(),
         )
         stop_reason = run.send(rows)
     if stop_reason == "cancel":

@@ -16,6 +16,7 @@ from upserts.milvus.schema import CollectionSchema
 from upserts.models import UpsertJob
 from upserts.readers import FileFormatError, read_rows
 from upserts.services.clusters import client_for
+from upserts.services.read_limits import read_limits
 from upserts.validation import EntityValidator, coerce_text_values, schema_warnings
 
 _FIELD_IN_PROBLEM = re.compile(r"field `([^`]+)`")
@@ -78,6 +79,8 @@ def preview_job(job: UpsertJob, *, limit: int = 20) -> Preview:
                 file_format=job.file_format,
                 gzipped=job.is_gzipped,
                 filename=job.original_filename,
+                max_decompressed_bytes=settings.UPLOAD_MAX_DECOMPRESSED_BYTES,
+                limits=read_limits(),
             ):
                 preview.rows.append(_preview_row(row.number, row.entity, row.error, job, validator))
                 if len(preview.rows) >= limit:
@@ -157,6 +160,7 @@ def estimate_rows(
             gzipped=gzipped,
             filename=filename,
             max_decompressed_bytes=settings.UPLOAD_MAX_DECOMPRESSED_BYTES,
+            limits=read_limits(),
         )
         for _ in rows:
             sampled += 1

@@ -1,0 +1,144 @@
+"""The limits on one row: checked on the text before it is parsed, and a row past them fails
+alone while every other row reads exactly as it would without them."""
+
+import io
+import json
+import random
+
+import ijson
+import pytest
+
+from upserts.readers import ReadLimits, read_rows
+from upserts.readers.limits import JsonRowGuard, nesting_exceeds
+
+
+class Trickle(io.RawIOBase):
+    """Hands out a text in pieces of random length, so rows straddle every kind of boundary."""
+
+    def __init__(self, data: bytes, seed: int) -> None:
+        self._data = data
+        self._position = 0
+        self._random = random.Random(seed)
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        step = min(len(buffer), self._random.choice([1, 2, 3, 7, 64, 4096]))
+        piece = self._data[self._position : self._position + step]
+        self._position += len(piece)
+        buffer[: len(piece)] = piece
+        return len(piece)
+
+
+def random_value(rng: random.Random, depth: int = 0):
+    kind = rng.choice(["int", "float", "text", "list", "object", "null", "bool"])
+    if depth > 4 or kind in ("int", "float", "null", "bool"):
+        return rng.choice([rng.randint(-9, 10**6), rng.random(), None, True, False])
+    if kind == "text":
+        return "".join(
+            rng.choice(["a", '"', "\\", "[", "]", "{", "}", "é", "\n", " "])
+            for _ in range(rng.randint(0, 12))
+        )
+    if kind == "list":
+        return [random_value(rng, depth + 1) for _ in range(rng.randint(0, 4))]
+    return {f"k{i}\\{i}": random_value(rng, depth + 1) for i in range(rng.randint(0, 4))}
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_the_row_guard_hands_the_parser_exactly_the_rows_it_would_read_without_it(seed):
+    rng = random.Random(seed)
+    rows = [random_value(rng) for _ in range(rng.randint(1, 30))]
+    array = rng.random() < 0.7
+    if array:
+        text = json.dumps(rows, ensure_ascii=rng.random() < 0.5).encode()
+    else:
+        rows = [{"row": row} for row in rows]
+        text = b"\n".join(json.dumps(row).encode() for row in rows)
+    prefix = "item" if array else ""
+    guard = JsonRowGuard(
+        Trickle(text, seed), filename="f.json", limits=ReadLimits(), top_level_array=array
+    )
+
+    guarded = list(ijson.items(guard, prefix, use_float=True, multiple_values=not array))
+
+    assert guarded == list(
+        ijson.items(io.BytesIO(text), prefix, use_float=True, multiple_values=not array)
+    )
+    assert not guard.dropped
+
+
+def deep(levels: int) -> bytes:
+    return b'{"a":' * levels + b"1" + b"}" * levels
+
+
+@pytest.mark.parametrize("file_format", ["json", "jsonl"])
+def test_a_row_nested_too_deep_fails_alone_without_being_parsed(file_format):
+    rows = [b'{"id": 1}', b'{"id": 2, "doc": ' + deep(15_000) + b"}", b'{"id": 3}']
+    text = b"[" + b",".join(rows) + b"]" if file_format == "json" else b"\n".join(rows)
+
+    read = list(
+        read_rows(io.BytesIO(text), file_format=file_format, gzipped=False, filename="deep")
+    )
+
+    assert [row.entity for row in read] == [{"id": 1}, None, {"id": 3}]
+    assert "nested more than 64 levels deep, the limit for one row" in read[1].error
+    assert read[1].raw.startswith('{"id": 2, "doc": {"a":')
+
+
+@pytest.mark.parametrize("file_format", ["json", "jsonl", "csv"])
+def test_a_row_over_the_byte_limit_fails_alone_and_is_kept_only_as_its_start(file_format):
+    vector = "[" + ",".join(["0.5"] * 400_000) + "]"
+    if file_format == "csv":
+        text = f'id,emb\n1,"[1]"\n2,"{vector}"\n3,"[3]"\n'.encode()
+    else:
+        rows = [{"id": 1, "emb": [1]}, {"id": 2, "emb": json.loads(vector)}, {"id": 3, "emb": [3]}]
+        lines = [json.dumps(row).encode() for row in rows]
+        text = b"[" + b",".join(lines) + b"]" if file_format == "json" else b"\n".join(lines)
+
+    read = list(
+        read_rows(
+            Trickle(text, 1) if file_format == "json" else io.BytesIO(text),
+            file_format=file_format,
+            gzipped=False,
+            filename="big",
+            limits=ReadLimits(max_row_bytes=1024 * 1024),
+        )
+    )
+
+    assert [row.number for row in read] == [1, 2, 3]
+    assert read[0].entity is not None and read[2].entity is not None
+    assert read[1].entity is None
+    assert "is more than 1,048,576 bytes, the limit for one row; it was not read" in read[1].error
+    assert len(read[1].raw) <= 1024
+
+
+def test_a_csv_line_nested_too_deep_fails_alone():
+    doc = "[" * 100 + "]" * 100
+    text = f'id,doc\n1,"[]"\n2,"{doc}"\n3,"[]"\n'.encode()
+
+    read = list(read_rows(io.BytesIO(text), file_format="csv", gzipped=False, filename="d.csv"))
+
+    assert [row.entity is None for row in read] == [False, True, False]
+    assert "nested more than 64 levels deep" in read[1].error
+
+
+def reference_depth(value) -> int:
+    if isinstance(value, list):
+        return 1 + max((reference_depth(item) for item in value), default=0)
+    if isinstance(value, dict):
+        return 1 + max((reference_depth(item) for item in value.values()), default=0)
+    return 0
+
+
+@pytest.mark.parametrize("seed", range(30))
+def test_nesting_is_measured_as_the_parsed_value_would_have_it(seed):
+    rng = random.Random(seed)
+    value = random_value(rng)
+    for _ in range(rng.randint(0, 8)):
+        value = rng.choice([[value], {"x]": value, "y": "[[["}])
+    text = json.dumps(value).encode()
+    depth = reference_depth(value)
+
+    assert nesting_exceeds(text, depth) is False
+    assert nesting_exceeds(text, depth - 1) is (depth > 0)
