@@ -67,6 +67,8 @@ MIDDLEWARE = [
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
+    # Before the CSRF check, which reads the body: see upserts/middleware.py.
+    "upserts.middleware.UploadGateMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
@@ -160,6 +162,11 @@ UPLOAD_MAX_NESTING_DEPTH = env.int("UPLOAD_MAX_NESTING_DEPTH", default=64)
 # Parquet is decoded a record batch at a time, as many rows as fit in this many bytes.
 UPLOAD_MAX_PARQUET_BATCH_BYTES = env.int("UPLOAD_MAX_PARQUET_BATCH_BYTES", default=64 * 1024**2)
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
+# A request body is refused from its Content-Length before a byte of it is read: an upload may
+# be UPLOAD_MAX_BYTES plus this much for its form fields; any other body (API JSON included)
+# DATA_UPLOAD_MAX_MEMORY_SIZE.
+UPLOAD_FORM_OVERHEAD_BYTES = env.int("UPLOAD_FORM_OVERHEAD_BYTES", default=64 * 1024)
+DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("DATA_UPLOAD_MAX_MEMORY_SIZE", default=2_621_440)
 FILE_UPLOAD_PERMISSIONS = 0o640
 
 # Celery: Redis broker; a task is acknowledged only after it finished, and given back to the

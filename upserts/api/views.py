@@ -90,6 +90,8 @@ _JOB_ACTION_RESPONSES = {
 
 class JobListView(generics.ListAPIView):
     required_permissions = {"GET": roles.VIEW_JOBS, "POST": roles.OPERATE_JOBS}
+    # Takes file parts (upserts.middleware); the body is parsed only after the permission check.
+    accepts_uploads = True
     serializer_class = JobSerializer
     parser_classes = [MultiPartParser, FormParser]
 
@@ -128,21 +130,22 @@ class JobListView(generics.ListAPIView):
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
         upload = data["file"]
-        with transaction.atomic():
-            job = create_job(
-                source=upload,
-                filename=upload.name or "upload",
-                cluster=data["cluster"],
-                collection_name=data["collection"],
-                database_name=data["database"],
-                partition_name=data["partition"],
-                batch_size=data["batch_size"],
-                max_in_flight=data["max_in_flight"],
-                max_batch_bytes=data.get("max_batch_bytes"),
-                actor=request.user,
-                client_ip=client_ip(request),
-            )
-            job_control.start_job(job, actor=request.user, client_ip=client_ip(request))
+        # No transaction around the two: create_job inspects the file (seconds for a large
+        # gzip) before its own short transaction, and nothing may hold the database meanwhile.
+        job = create_job(
+            source=upload,
+            filename=upload.name or "upload",
+            cluster=data["cluster"],
+            collection_name=data["collection"],
+            database_name=data["database"],
+            partition_name=data["partition"],
+            batch_size=data["batch_size"],
+            max_in_flight=data["max_in_flight"],
+            max_batch_bytes=data.get("max_batch_bytes"),
+            actor=request.user,
+            client_ip=client_ip(request),
+        )
+        job_control.start_job(job, actor=request.user, client_ip=client_ip(request))
         return _job_answer(request, job, status.HTTP_202_ACCEPTED)
 
 

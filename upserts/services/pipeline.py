@@ -41,9 +41,9 @@ from upserts.readers import FileFormatError, SourceRow, read_rows
 from upserts.services import jobs
 from upserts.services.audit import record_event
 from upserts.services.clusters import client_for
-from upserts.services.read_limits import read_limits
 from upserts.services.entity_writes import record_entity_writes
 from upserts.services.failed_rows import failed_row, stored_size
+from upserts.services.read_limits import read_limits
 from upserts.services.sending import (
     BatchOutcome,
     RetryPolicy,

@@ -11,6 +11,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from upserts import roles, selectors
 from upserts.forms import UploadForm
+from upserts.middleware import accepts_uploads
 from upserts.milvus.errors import ClusterError
 from upserts.models import JobStatus, UpsertJob
 from upserts.services import clusters
@@ -21,6 +22,7 @@ from upserts.services.uploads import UploadRejected, check_upload_target, create
 from upserts.views.access import is_htmx, staff_required
 
 
+@accepts_uploads
 @require_http_methods(["GET", "POST"])
 @staff_required(roles.OPERATE_JOBS)
 def upload_new(request: HttpRequest) -> HttpResponse:
