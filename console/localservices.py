@@ -198,8 +198,15 @@ class LocalMilvus:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self) -> "LocalMilvus":
-        """Start (or restart) the server, on the same ports as its last run in this workdir.
+    @property
+    def pid(self) -> int | None:
+        process = self.server.server_proc
+        return process.pid if process is not None else None
+
+    def launch(self) -> None:
+        """Start (or restart) the server process, on the same ports as its last run in this
+        workdir, without waiting the ten seconds until it answers: a caller that must know its
+        pid before anything can interrupt it (``rundemo``) has it as soon as it exists.
 
         Milvus registers each internal component's address in etcd; a restart on other ports
         would leave the proxy waiting on addresses that no longer answer.
@@ -213,6 +220,7 @@ class LocalMilvus:
                 if _port_is_free(port)
             }
             self.server.config.configs.update(ports)
+        self.server.wait_for_started = False
         self.server.start()
         self.port = self.server.listen_port
         resolved = {
@@ -221,6 +229,13 @@ class LocalMilvus:
             if key.endswith("_port") and key != "etcd_port" and isinstance(value[1], int)
         }
         saved.write_text(json.dumps(resolved))
+
+    def wait_until_ready(self) -> None:
+        self.server.wait_started()
+
+    def start(self) -> "LocalMilvus":
+        self.launch()
+        self.wait_until_ready()
         return self
 
     def stop(self) -> None:
