@@ -271,35 +271,24 @@ def test_redis_restarted_mid_job_the_sweeper_sees_the_job_through(
     assert_landed_exactly(job, 20_000, fault_milvus, collection)
 
 
+BOOKS_V1_DESCRIBE = {
+    "code": 200,
+    "data": {
+        "collectionName": "books",
+        "enableDynamicField": True,
+        "fields": [
+            {"name": "book_id", "type": "Int64", "primaryKey": True, "autoId": False},
+            {"name": "title", "type": "VarChar(64)", "primaryKey": False, "autoId": False},
+            {"name": "emb", "type": "FloatVector(4)", "primaryKey": False, "autoId": False},
+        ],
+    },
+}
+
+
 def test_two_workers_given_the_same_job_never_both_send_it(fault_redis, start_worker):
     fake = FakeCluster().start()
     try:
-        fake.answer(
-            "/v1/vector/collections/describe",
-            method="GET",
-            json_body={
-                "code": 200,
-                "data": {
-                    "collectionName": "books",
-                    "enableDynamicField": True,
-                    "fields": [
-                        {"name": "book_id", "type": "Int64", "primaryKey": True, "autoId": False},
-                        {
-                            "name": "title",
-                            "type": "VarChar(64)",
-                            "primaryKey": False,
-                            "autoId": False,
-                        },
-                        {
-                            "name": "emb",
-                            "type": "FloatVector(4)",
-                            "primaryKey": False,
-                            "autoId": False,
-                        },
-                    ],
-                },
-            },
-        )
+        fake.answer("/v1/vector/collections/describe", method="GET", json_body=BOOKS_V1_DESCRIBE)
         for batch in range(20):
             ids = [str(batch * 10 + i) for i in range(1, 11)]
             fake.answer(
@@ -323,5 +312,78 @@ def test_two_workers_given_the_same_job_never_both_send_it(fault_redis, start_wo
         assert len(upserts) == 10 == UpsertBatch.objects.filter(job=job).count()
         describes = [r for r in fake.requests if r.path.endswith("/describe")]
         assert len(describes) == 1
+    finally:
+        fake.stop()
+
+
+def pool_process_talking_to(worker: CeleryWorkerProcess, port: int) -> int | None:
+    """The worker's pool process with a connection open to ``port``: the one on the job."""
+    assert worker.process is not None
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with open(table) as lines:
+            for line in list(lines)[1:]:
+                fields = line.split()
+                if int(fields[2].rsplit(":", 1)[1], 16) == port and fields[3] == "01":
+                    inodes.add(fields[9])
+    children = subprocess.run(
+        ["pgrep", "-P", str(worker.process.pid)], capture_output=True, text=True
+    ).stdout.split()
+    for pid in children:
+        with contextlib.suppress(OSError):
+            for fd in os.listdir(f"/proc/{pid}/fd"):
+                target = os.readlink(f"/proc/{pid}/fd/{fd}")
+                if target.startswith("socket:[") and target[8:-1] in inodes:
+                    return int(pid)
+    return None
+
+
+def test_a_worker_killed_again_and_again_at_one_row_fails_the_job_and_resume_finishes_it(
+    fault_redis, start_worker
+):
+    """acks_late hands the task of a killed worker out again: without a count of the stops, a
+    row that kills the worker (for memory, say) would do so for ever."""
+    fake = FakeCluster().start()
+    try:
+        for _ in range(5):
+            fake.answer(
+                "/v1/vector/collections/describe", method="GET", json_body=BOOKS_V1_DESCRIBE
+            )
+            # Every upsert hangs, so the worker is always killed on the job's first batch.
+            fake.answer("/v1/vector/upsert", delay_seconds=60, json_body={})
+        cluster = ClusterEndpoint.objects.create(name="fake", base_url=fake.url)
+        job = upload_books(cluster, "books", 20, batch_size=10, max_in_flight=1)
+        worker = start_worker()
+        send(job, start_worker.queue, fault_redis.url)
+        port = int(fake.url.rsplit(":", 1)[1])
+
+        for stop in range(1, 4):
+            wait_until(
+                lambda n=stop: sum(r.path == "/v1/vector/upsert" for r in fake.requests) >= n,
+                timeout=60,
+            )
+            pid = wait_until(lambda: pool_process_talking_to(worker, port), timeout=10)
+            os.kill(pid, signal.SIGKILL)
+        job = finished(job, timeout=90)
+
+        assert job.status == JobStatus.FAILED
+        assert "The worker stopped 3 times at row 1 " in job.error_message
+        assert job.checkpoint_row == 0 and job.rows_upserted == 0
+        upserts = [r for r in fake.requests if r.path == "/v1/vector/upsert"]
+        assert len(upserts) == 3  # no fourth delivery sent the batch again
+
+        fake.answers[("POST", "/v1/vector/upsert")].clear()
+        for batch in range(2):
+            ids = [str(batch * 10 + i) for i in range(1, 11)]
+            fake.answer(
+                "/v1/vector/upsert",
+                json_body={"code": 200, "data": {"upsertCount": 10, "upsertIds": ids}},
+            )
+        jobs.mark_resumed(job)
+        send(job, start_worker.queue, fault_redis.url)
+        job = finished(job, timeout=60)
+
+        assert job.status == JobStatus.SUCCEEDED, job.error_message
+        assert_every_row_once(job, 20)
     finally:
         fake.stop()
