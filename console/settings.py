@@ -159,8 +159,11 @@ UPLOAD_MAX_DECOMPRESSED_BYTES = env.int("UPLOAD_MAX_DECOMPRESSED_BYTES", default
 # bound fails alone. Parsed JSON can take 30 times its text, so 4 MiB a row stays near 120 MB.
 UPLOAD_MAX_ROW_BYTES = env.int("UPLOAD_MAX_ROW_BYTES", default=4 * 1024**2)
 UPLOAD_MAX_NESTING_DEPTH = env.int("UPLOAD_MAX_NESTING_DEPTH", default=64)
+# The upload step reads at most this much of a file (and of what it decompresses to) to find
+# and count its first rows; a file whose first rows are not within it is refused.
+UPLOAD_ESTIMATE_READ_BYTES = env.int("UPLOAD_ESTIMATE_READ_BYTES", default=64 * 1024**2)
 # Parquet is decoded a record batch at a time, as many rows as fit in this many bytes.
-UPLOAD_MAX_PARQUET_BATCH_BYTES = env.int("UPLOAD_MAX_PARQUET_BATCH_BYTES", default=64 * 1024**2)
+UPLOAD_MAX_PARQUET_BATCH_BYTES = env.int("UPLOAD_MAX_PARQUET_BATCH_BYTES", default=32 * 1024**2)
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
 # A request body is refused from its Content-Length before a byte of it is read: an upload may
 # be UPLOAD_MAX_BYTES plus this much for its form fields; any other body (API JSON included)

@@ -28,10 +28,12 @@ ROW = b'{"book_id": 1, "title": "Book", "emb": [0.1, 0.2, 0.3, 0.4]}\n'
 class WebServer:
     """gunicorn serving the console on the test database, as in production."""
 
-    def __init__(self, media_root: Path, broker_url: str) -> None:
+    def __init__(self, media_root: Path, broker_url: str, queue: str | None = None) -> None:
         self.port = free_port()
         self.media_root = media_root
         self.broker_url = broker_url
+        # Without a queue of a running worker, jobs are only stored, never run.
+        self.queue = queue or f"web-restart-{uuid.uuid4().hex[:8]}"
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -44,8 +46,7 @@ class WebServer:
             "DATABASE_URL": _database_url_of_test_database(),
             "MEDIA_ROOT": str(self.media_root),
             "CELERY_BROKER_URL": self.broker_url,
-            # No worker listens here: the test is about what the web process stores.
-            "CELERY_QUEUE": f"web-restart-{uuid.uuid4().hex[:8]}",
+            "CELERY_QUEUE": self.queue,
             "SECRET_KEY": settings.SECRET_KEY,
             "FIELD_ENCRYPTION_KEY": ",".join(settings.FIELD_ENCRYPTION_KEYS),
         }

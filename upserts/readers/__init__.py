@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from typing import BinaryIO
 
 from upserts.readers.base import ByteStream, open_byte_stream
+from upserts.readers.base import DecompressedTooLarge as DecompressedTooLarge
 from upserts.readers.base import FileFormatError as FileFormatError
 from upserts.readers.base import NumberVector as NumberVector
 from upserts.readers.base import SourceRow as SourceRow
@@ -22,6 +23,7 @@ from upserts.readers.json_reader import read_json
 from upserts.readers.jsonl_reader import read_jsonl
 from upserts.readers.limits import DEFAULT_LIMITS as DEFAULT_LIMITS
 from upserts.readers.limits import ReadLimits as ReadLimits
+from upserts.readers.parquet_reader import count_parquet_rows as count_parquet_rows
 from upserts.readers.parquet_reader import read_parquet, spool_to_temporary_file
 
 _TEXT_READERS = {"json": read_json, "jsonl": read_jsonl, "csv": read_csv}

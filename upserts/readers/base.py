@@ -20,6 +20,10 @@ class FileFormatError(Exception):
     """The rest of the file cannot be read; the message names the file and says what to do."""
 
 
+class DecompressedTooLarge(FileFormatError):
+    """A gzip file expanded past the bytes its reader was allowed."""
+
+
 # Not frozen: a frozen dataclass sets each field through object.__setattr__, and a reader makes
 # one of these per row of files with millions of rows.
 @dataclass(slots=True)
@@ -112,7 +116,7 @@ class _GuardedRaw(io.RawIOBase):
             ) from None
         self.bytes_read += count
         if self._max_bytes is not None and self.bytes_read > self._max_bytes:
-            raise FileFormatError(
+            raise DecompressedTooLarge(
                 f"{self._filename}: decompresses to more than {self._max_bytes:,} bytes, the "
                 "limit for one upload; reading stopped. Split the file into smaller ones, or "
                 "ask an administrator to raise the limit."

@@ -161,7 +161,7 @@ def read_csv(
                 number=number, entity=dict(zip(header, record, strict=True)), line=first_line
             )
         else:
-            values = "1 value" if len(record) == 1 else f"{len(record)} values"
+            values = "1 value" if len(record) == 1 else f"{len(record):,} values"
             problem = f"{values}, but the header has {width} columns"
             yield _bad_row(number, first_line, problem, record_lines)
     if number == 0:

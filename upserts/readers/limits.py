@@ -26,7 +26,7 @@ class ReadLimits:
     max_row_bytes: int = 4 * 1024 * 1024
     max_depth: int = 64
     # Rows a Parquet record batch may decode to, in bytes of Arrow data.
-    max_batch_bytes: int = 64 * 1024 * 1024
+    max_batch_bytes: int = 32 * 1024 * 1024
 
     def too_big(self) -> str:
         return f"is more than {self.max_row_bytes:,} bytes, the limit for one row"

@@ -7,6 +7,7 @@ from typing import Any, BinaryIO
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from upserts.readers.base import (
@@ -41,11 +42,7 @@ def read_parquet(
     """
     try:
         # Thrift bounds keep a hostile footer from costing more than the file is worth.
-        parquet = pq.ParquetFile(
-            source,
-            thrift_string_size_limit=_THRIFT_STRING_BYTES,
-            thrift_container_size_limit=_THRIFT_CONTAINER_ITEMS,
-        )
+        parquet = open_parquet(source)
     except (pa.ArrowException, OSError) as exc:
         raise FileFormatError(
             f"{filename}: not a readable Parquet file ({exc}). Export it again as Parquet, or "
@@ -83,18 +80,102 @@ def read_parquet(
                 batch = batch.set_column(
                     index, batch.schema.field(index).name, batch.column(index).cast(target)
                 )
-            for entity in _entities(batch, number_vector_columns):
-                number += 1
-                for name in binary_columns:
-                    value = entity[name]
-                    if value is not None:
-                        entity[name] = list(value)
-                yield SourceRow(number=number, entity=entity)
+            for piece, oversized in _within_budget(batch, limits):
+                kept = piece
+                if oversized:
+                    keep = np.ones(piece.num_rows, dtype=bool)
+                    keep[list(oversized)] = False
+                    kept = piece.filter(pa.array(keep))
+                entities = iter(_entities(kept, number_vector_columns))
+                for index in range(piece.num_rows):
+                    number += 1
+                    if index in oversized:
+                        yield SourceRow(
+                            number=number,
+                            error=f"row {number:,} decodes to {oversized[index]:,} bytes; it "
+                            f"{limits.too_big()}, and was not read",
+                        )
+                        continue
+                    entity = next(entities)
+                    for name in binary_columns:
+                        value = entity[name]
+                        if value is not None:
+                            entity[name] = list(value)
+                    yield SourceRow(number=number, entity=entity)
     except (pa.ArrowException, OSError) as exc:
         raise FileFormatError(
             f"{filename}: the Parquet data is damaged after row {number:,} ({exc}). Export the "
             "file again and upload it."
         ) from None
+
+
+def open_parquet(source: BinaryIO) -> pq.ParquetFile:
+    """The file with its text columns left dictionary-encoded when they are stored that way.
+
+    A dictionary holds each distinct value once: a thousand rows sharing one 1 MB string take
+    1 MB in the file and in the footer's sizes, but a gigabyte once decoded. Kept as a
+    dictionary, each row's decoded size is known before it is decoded (_within_budget). The
+    Thrift bounds keep a hostile footer from costing more than the file is worth.
+    """
+    schema = pq.read_schema(source)
+    source.seek(0)
+    text_columns = [
+        field.name
+        for field in schema
+        if pa.types.is_string(field.type)
+        or pa.types.is_large_string(field.type)
+        or pa.types.is_binary(field.type)
+        or pa.types.is_large_binary(field.type)
+    ]
+    return pq.ParquetFile(
+        source,
+        read_dictionary=text_columns,
+        thrift_string_size_limit=_THRIFT_STRING_BYTES,
+        thrift_container_size_limit=_THRIFT_CONTAINER_ITEMS,
+    )
+
+
+def _within_budget(
+    batch: pa.RecordBatch, limits: ReadLimits
+) -> Iterator[tuple[pa.RecordBatch, dict[int, int]]]:
+    """The batch in slices that decode to at most ``limits.max_batch_bytes``, each with its
+    rows that would decode to more than one row may (index in the slice → bytes)."""
+    sizes = _row_sizes(batch)
+    if sizes is None:
+        yield batch, {}
+        return
+    rows = batch.num_rows
+    start = 0
+    while start < rows:
+        end = start + 1
+        total = int(sizes[start])
+        while end < rows and total + int(sizes[end]) <= limits.max_batch_bytes:
+            total += int(sizes[end])
+            end += 1
+        oversized = {
+            index - start: int(sizes[index])
+            for index in range(start, end)
+            if sizes[index] > limits.max_row_bytes
+        }
+        yield batch.slice(start, end - start), oversized
+        start = end
+
+
+def _row_sizes(batch: pa.RecordBatch) -> Any:
+    """Each row's bytes once its dictionary-encoded cells are decoded (numpy), or None when
+    the batch has no such column and its own size is all it will take."""
+    dictionary_columns = [column for column in batch.columns if pa.types.is_dictionary(column.type)]
+    if not dictionary_columns or not batch.num_rows:
+        return None
+    other_bytes = sum(
+        column.nbytes for column in batch.columns if not pa.types.is_dictionary(column.type)
+    )
+    sizes = np.full(batch.num_rows, other_bytes // batch.num_rows, dtype=np.int64)
+    for column in dictionary_columns:
+        lengths = pc.fill_null(pc.binary_length(column.dictionary), 0)
+        cells = pc.fill_null(pc.take(lengths, column.indices), 0)
+        sizes += cells.to_numpy(zero_copy_only=False).astype(np.int64)
+    return sizes
 
 
 def _record_batches(
@@ -112,16 +193,41 @@ def _record_batches(
         row_group = metadata.row_group(group)
         if not row_group.num_rows:
             continue
-        per_row = _decoded_bytes(row_group) / row_group.num_rows
-        if per_row > limits.max_row_bytes:
-            raise FileFormatError(
-                f"{filename}: the rows of row group {group + 1:,} decode to about "
-                f"{per_row:,.0f} bytes each, more than {limits.max_row_bytes:,}, the limit for "
-                "one row. Write the file with smaller rows, or ask an administrator to raise "
-                "the limit."
-            )
+        per_row = _bytes_per_row(row_group, group, filename, limits)
         rows = max(1, min(batch_rows, int(limits.max_batch_bytes // max(per_row, 1))))
         yield from parquet.iter_batches(batch_size=rows, row_groups=[group])
+
+
+def count_parquet_rows(source: BinaryIO, *, filename: str, limits: ReadLimits) -> int:
+    """The rows of a Parquet file, once its footer shows that every row group can be read
+    within the limits: what the upload checks without decoding a single row."""
+    try:
+        parquet = open_parquet(source)
+        _check_nesting(parquet.schema_arrow, filename, limits)
+        metadata = parquet.metadata
+        for group in range(metadata.num_row_groups):
+            row_group = metadata.row_group(group)
+            if row_group.num_rows:
+                _bytes_per_row(row_group, group, filename, limits)
+        return int(metadata.num_rows)
+    except (pa.ArrowException, OSError) as exc:
+        raise FileFormatError(
+            f"{filename}: not a readable Parquet file ({exc}). Export it again as Parquet, or "
+            "upload it as JSON Lines or CSV."
+        ) from None
+
+
+def _bytes_per_row(
+    row_group: pq.RowGroupMetaData, group: int, filename: str, limits: ReadLimits
+) -> float:
+    per_row = _decoded_bytes(row_group) / row_group.num_rows
+    if per_row > limits.max_row_bytes:
+        raise FileFormatError(
+            f"{filename}: the rows of row group {group + 1:,} decode to about {per_row:,.0f} "
+            f"bytes each, more than {limits.max_row_bytes:,}, the limit for one row. Write the "
+            "file with smaller rows, or ask an administrator to raise the limit."
+        )
+    return per_row
 
 
 def _decoded_bytes(row_group: pq.RowGroupMetaData) -> float:

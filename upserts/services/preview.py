@@ -8,13 +8,17 @@ import re
 from dataclasses import dataclass, field
 from typing import IO, Any, BinaryIO, cast
 
-import pyarrow.parquet as pq
 from django.conf import settings
 
 from upserts.milvus.errors import ClusterError
 from upserts.milvus.schema import CollectionSchema
 from upserts.models import UpsertJob
-from upserts.readers import FileFormatError, read_rows
+from upserts.readers import (
+    DecompressedTooLarge,
+    FileFormatError,
+    count_parquet_rows,
+    read_rows,
+)
 from upserts.services.clusters import client_for
 from upserts.services.read_limits import read_limits
 from upserts.validation import EntityValidator, coerce_text_values, schema_warnings
@@ -112,17 +116,25 @@ def _preview_row(
     return row
 
 
-class _CountingReader(io.RawIOBase):
-    """Counts the bytes the readers take from the stored (maybe compressed) file."""
+class _PrefixSpent(Exception):
+    """The estimate read as much of the file as it may."""
 
-    def __init__(self, inner: IO[bytes]) -> None:
+
+class _CountingReader(io.RawIOBase):
+    """Counts the bytes the readers take from the stored (maybe compressed) file, and stops
+    them once they have taken ``limit``: the upload step reads a prefix, never the whole."""
+
+    def __init__(self, inner: IO[bytes], limit: int) -> None:
         self.inner = inner
+        self.limit = limit
         self.bytes_read = 0
 
     def readable(self) -> bool:
         return True
 
     def readinto(self, buffer: Any) -> int:
+        if self.bytes_read >= self.limit:
+            raise _PrefixSpent()
         data = self.inner.read(len(buffer))
         buffer[: len(data)] = data
         self.bytes_read += len(data)
@@ -138,35 +150,41 @@ def estimate_rows(
 ) -> int | None:
     """Rows in the file: exact for Parquet and for small files, else scaled from a sample.
 
-    Raises FileFormatError when not even the first row can be read, so such a file is refused
-    at upload; a problem further in is left for the job to meet after the rows before it.
+    Raises FileFormatError when not even the first row can be read within the first
+    ``UPLOAD_ESTIMATE_READ_BYTES`` (of the file, and of what it decompresses to), so such a
+    file is refused at upload; a problem further in is left for the job to meet after the rows
+    before it.
     """
     source.seek(0)
     sampled = 0
+    limits = read_limits()
+    prefix = settings.UPLOAD_ESTIMATE_READ_BYTES
     try:
         if file_format == "parquet" and not gzipped:
-            try:
-                return int(pq.ParquetFile(source).metadata.num_rows)
-            except (OSError, ValueError) as exc:
-                raise FileFormatError(
-                    f"{filename}: not a readable Parquet file ({exc}). Export it again as "
-                    "Parquet, or upload it as JSON Lines or CSV."
-                ) from exc
-        counter = cast(BinaryIO, _CountingReader(source))
+            return count_parquet_rows(cast(BinaryIO, source), filename=filename, limits=limits)
+        counter = cast(BinaryIO, _CountingReader(source, prefix))
         reached_end = True
         rows = read_rows(
             counter,
             file_format=file_format,
             gzipped=gzipped,
             filename=filename,
-            max_decompressed_bytes=settings.UPLOAD_MAX_DECOMPRESSED_BYTES,
-            limits=read_limits(),
+            max_decompressed_bytes=min(settings.UPLOAD_MAX_DECOMPRESSED_BYTES, prefix),
+            limits=limits,
         )
-        for _ in rows:
-            sampled += 1
-            if sampled >= _ESTIMATE_SAMPLE_ROWS or _consumed(counter) >= _ESTIMATE_SAMPLE_BYTES:
-                reached_end = False
-                break
+        try:
+            for _ in rows:
+                sampled += 1
+                if sampled >= _ESTIMATE_SAMPLE_ROWS or _consumed(counter) >= _ESTIMATE_SAMPLE_BYTES:
+                    reached_end = False
+                    break
+        except (_PrefixSpent, DecompressedTooLarge):
+            if not sampled:
+                raise FileFormatError(
+                    f"{filename}: the first {prefix:,} bytes hold no entity (blank lines or "
+                    "space, most likely), so this is not a file of entities. Check the file."
+                ) from None
+            reached_end = False
         if reached_end or not _consumed(counter):
             return sampled
         return max(sampled, round(sampled * size_bytes / _consumed(counter)))
