@@ -2,6 +2,7 @@
 
 import csv
 import gzip
+import hashlib
 import io
 import json
 
@@ -11,7 +12,7 @@ import pytest
 
 from tests.conftest import wait_until
 from tests.e2e.conftest import book, query
-from upserts.models import BatchStatus, FailedRow, JobStatus
+from upserts.models import AuditAction, AuditEvent, BatchStatus, FailedRow, JobStatus
 from upserts.selectors import entity_writes, failed_rows_jsonl
 
 pytestmark = [pytest.mark.milvus, pytest.mark.worker, pytest.mark.django_db(transaction=True)]
@@ -53,6 +54,7 @@ FILES = {
     "books.jsonl.gz": lambda rows: gzip.compress(as_jsonl(rows)),
     "books.csv.gz": lambda rows: gzip.compress(as_csv(rows)),
     "books.json.gz": lambda rows: gzip.compress(json.dumps(rows).encode()),
+    "books.parquet.gz": lambda rows: gzip.compress(as_parquet(rows)),
 }
 
 
@@ -72,6 +74,21 @@ def test_every_format_lands_every_entity_with_its_values(
     assert [int(row["book_id"]) for row in stored] == list(range(1, 251))
     assert stored[41]["title"] == "Book 42"
     assert stored[41]["emb"] == pytest.approx([4.2, 0.5, -0.25, 1.0], rel=1e-6)
+
+
+def test_gzipped_parquet_is_kept_decompressed_so_nothing_copies_it_again(books, upload):
+    sent = gzip.compress(as_parquet(BOOKS))
+    job = upload(sent, "books.parquet.gz", books)
+
+    assert job.file_format == "parquet" and not job.is_gzipped
+    assert job.estimated_rows == 250  # read from the footer, exactly
+    # The trail keeps the fingerprint of the file as it was sent.
+    assert (job.size_bytes, job.sha256) == (len(sent), hashlib.sha256(sent).hexdigest())
+    with job.source_file.open("rb") as stored:
+        assert stored.read(4) == b"PAR1"
+    assert job.source_file.name.endswith(".parquet")
+    event = AuditEvent.objects.get(action=AuditAction.FILE_UPLOADED, target_id=str(job.pk))
+    assert event.details["decompressed_at_upload"] is True
 
 
 def test_a_single_json_object_is_one_entity(books, upload, run_in_worker, milvus):

@@ -8,11 +8,12 @@ Nothing here knows about Django, so workers, commands and tests share it as it i
 from collections.abc import Iterator
 from typing import BinaryIO
 
-from upserts.readers.base import ByteStream, open_byte_stream
+from upserts.readers.base import ByteStream
 from upserts.readers.base import DecompressedTooLarge as DecompressedTooLarge
 from upserts.readers.base import FileFormatError as FileFormatError
 from upserts.readers.base import NumberVector as NumberVector
 from upserts.readers.base import SourceRow as SourceRow
+from upserts.readers.base import open_byte_stream as open_byte_stream
 from upserts.readers.csv_reader import read_csv
 from upserts.readers.detect import HEAD_BYTES as HEAD_BYTES
 from upserts.readers.detect import DetectedFormat as DetectedFormat
@@ -24,7 +25,8 @@ from upserts.readers.jsonl_reader import read_jsonl
 from upserts.readers.limits import DEFAULT_LIMITS as DEFAULT_LIMITS
 from upserts.readers.limits import ReadLimits as ReadLimits
 from upserts.readers.parquet_reader import count_parquet_rows as count_parquet_rows
-from upserts.readers.parquet_reader import read_parquet, spool_to_temporary_file
+from upserts.readers.parquet_reader import read_parquet
+from upserts.readers.parquet_reader import spool_to_temporary_file as spool_to_temporary_file
 
 _TEXT_READERS = {"json": read_json, "jsonl": read_jsonl, "csv": read_csv}
 

@@ -1,7 +1,7 @@
 """Turning an uploaded entity file into a pending upsert job, and starting it."""
 
 import hashlib
-from typing import IO, Any
+from typing import IO, Any, BinaryIO, cast
 
 from django.conf import settings
 from django.contrib.auth.base_user import AbstractBaseUser
@@ -12,7 +12,13 @@ from django.db import transaction
 from upserts.milvus.errors import ClusterError
 from upserts.milvus.schema import CollectionSchema
 from upserts.models import AuditAction, ClusterEndpoint, UpsertJob
-from upserts.readers import HEAD_BYTES, FileFormatError, detect_format
+from upserts.readers import (
+    HEAD_BYTES,
+    FileFormatError,
+    detect_format,
+    open_byte_stream,
+    spool_to_temporary_file,
+)
 from upserts.services.audit import record_event
 from upserts.services.clusters import describe_collection
 from upserts.services.preview import estimate_rows
@@ -92,47 +98,76 @@ def create_job(
         )
     head = source.read(HEAD_BYTES)
     source.seek(0)
+    decompressed: IO[bytes] | None = None
     try:
         detected = detect_format(filename, head)
+        stored, stored_name, gzipped = source, filename, detected.gzipped
+        if detected.file_format == "parquet" and detected.gzipped:
+            # Parquet keeps its table of contents at the end, which a gzip stream cannot seek
+            # to: decompressed once here, the job keeps plain Parquet, and neither preview
+            # nor worker ever copies it again.
+            stored = decompressed = _decompressed(source, filename)
+            stored_name = filename[:-3] if filename.lower().endswith(".gz") else filename
+            gzipped = False
         estimated_rows = estimate_rows(
-            source,
+            stored,
             file_format=detected.file_format,
-            gzipped=detected.gzipped,
+            gzipped=gzipped,
             size_bytes=size,
             filename=filename,
         )
+        job = UpsertJob(
+            cluster=cluster,
+            database_name=database_name or cluster.default_database,
+            collection_name=collection_name,
+            partition_name=partition_name,
+            original_filename=filename[:255],
+            size_bytes=size,
+            sha256=sha256,
+            file_format=detected.file_format,
+            is_gzipped=gzipped,
+            estimated_rows=estimated_rows,
+            batch_size=batch_size,
+            max_in_flight=max_in_flight,
+            retry_of=retry_of,
+            created_by=actor if isinstance(actor, AbstractBaseUser) else None,  # type: ignore[misc]
+        )
+        if max_batch_bytes is not None:
+            job.max_batch_bytes = max_batch_bytes
+        job.full_clean(exclude=["source_file", "created_by"])
+        details = job_summary(job)
+        if decompressed is not None:
+            details["decompressed_at_upload"] = True
+        with transaction.atomic():
+            job.source_file.save(stored_name, File(stored), save=False)
+            job.save()
+            record_event(
+                action=AuditAction.FILE_UPLOADED,
+                actor=actor,
+                target=job,
+                client_ip=client_ip,
+                details=details,
+            )
     except FileFormatError as exc:
         raise UploadRejected(str(exc)) from exc
-    job = UpsertJob(
-        cluster=cluster,
-        database_name=database_name or cluster.default_database,
-        collection_name=collection_name,
-        partition_name=partition_name,
-        original_filename=filename[:255],
-        size_bytes=size,
-        sha256=sha256,
-        file_format=detected.file_format,
-        is_gzipped=detected.gzipped,
-        estimated_rows=estimated_rows,
-        batch_size=batch_size,
-        max_in_flight=max_in_flight,
-        retry_of=retry_of,
-        created_by=actor if isinstance(actor, AbstractBaseUser) else None,  # type: ignore[misc]
-    )
-    if max_batch_bytes is not None:
-        job.max_batch_bytes = max_batch_bytes
-    job.full_clean(exclude=["source_file", "created_by"])
-    with transaction.atomic():
-        job.source_file.save(filename, File(source), save=False)
-        job.save()
-        record_event(
-            action=AuditAction.FILE_UPLOADED,
-            actor=actor,
-            target=job,
-            client_ip=client_ip,
-            details=job_summary(job),
-        )
+    finally:
+        if decompressed is not None:
+            decompressed.close()
     return job
+
+
+def _decompressed(source: IO[bytes], filename: str) -> IO[bytes]:
+    stream = open_byte_stream(
+        cast(BinaryIO, source),
+        gzipped=True,
+        filename=filename,
+        max_decompressed_bytes=settings.UPLOAD_MAX_DECOMPRESSED_BYTES,
+    )
+    try:
+        return spool_to_temporary_file(stream)
+    finally:
+        stream.close()
+        source.seek(0)
 
 
 def job_summary(job: UpsertJob) -> dict[str, Any]:
