@@ -76,19 +76,32 @@ def preview_job(job: UpsertJob, *, limit: int = 20) -> Preview:
     if preview.schema is not None:
         preview.warnings = schema_warnings(preview.schema)
         preview.columns = [f.name for f in preview.schema.fields]
+    # Like the upload step, the preview reads a bounded prefix of a text file, however far
+    # into it the first rows are (Parquet is read by its footer, and needs to seek).
+    prefix = settings.UPLOAD_ESTIMATE_READ_BYTES
     try:
         with job.source_file.open("rb") as source:
+            readable = (
+                source
+                if job.file_format == "parquet"
+                else cast(BinaryIO, _CountingReader(source, prefix))
+            )
             for row in read_rows(
-                source,
+                readable,
                 file_format=job.file_format,
                 gzipped=job.is_gzipped,
                 filename=job.original_filename,
-                max_decompressed_bytes=settings.UPLOAD_MAX_DECOMPRESSED_BYTES,
+                max_decompressed_bytes=min(settings.UPLOAD_MAX_DECOMPRESSED_BYTES, prefix),
                 limits=read_limits(),
             ):
                 preview.rows.append(_preview_row(row.number, row.entity, row.error, job, validator))
                 if len(preview.rows) >= limit:
                     break
+    except (_PrefixSpent, DecompressedTooLarge):
+        preview.warnings.append(
+            f"Only the first {prefix:,} bytes of the file were read for this preview, and they "
+            f"hold {len(preview.rows)} row(s); the job reads the whole file."
+        )
     except FileFormatError as exc:
         preview.file_error = str(exc)
     for checked in preview.rows:

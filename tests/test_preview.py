@@ -1,0 +1,28 @@
+"""The preview reads a bounded prefix of the file, however far into it the first rows are."""
+
+import gzip
+
+import pytest
+
+from tests.factories import make_cluster, make_job
+from upserts.services.preview import preview_job
+
+pytestmark = pytest.mark.django_db
+
+
+def test_rows_behind_a_flood_of_blank_lines_are_not_hunted_for(settings):
+    settings.UPLOAD_ESTIMATE_READ_BYTES = 1024 * 1024
+    text = b"id,title\n1,a\n2,b\n" + b"\n" * (50 * 1024 * 1024) + b"3,c\n"
+    job = make_job(
+        make_cluster(base_url="http://127.0.0.1:9"),
+        content=gzip.compress(text),
+        original_filename="rows.csv.gz",
+        file_format="csv",
+        is_gzipped=True,
+    )
+
+    preview = preview_job(job)
+
+    assert [row.number for row in preview.rows] == [1, 2]
+    assert preview.file_error == ""
+    assert any("Only the first 1,048,576 bytes" in warning for warning in preview.warnings)
