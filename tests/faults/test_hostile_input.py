@@ -234,12 +234,19 @@ def test_every_hostile_file_ends_as_expected_and_no_process_outgrows_its_target(
     problems = {}
     for name in sorted(EXPECTED):
         found = outcome_problems(web, http, cluster, hostile_collection, name)
+        print(
+            "PEAK",
+            name,
+            [peak_mb(pid) for pid in children(web.process.pid)],
+            [peak_mb(pid) for pid in children(celery_worker.process.pid)],
+        )
         if found:
             problems[name] = found
 
     assert problems == {}
     web_peaks = [peak_mb(pid) for pid in children(web.process.pid)]
     worker_peaks = [peak_mb(pid) for pid in children(celery_worker.process.pid)]
+    print(f"peak RSS: web {web_peaks} MB, worker {worker_peaks} MB")
     assert web_peaks and max(web_peaks) < WEB_PEAK_MB, web_peaks
     assert worker_peaks and max(worker_peaks) < WORKER_PEAK_MB, worker_peaks
 

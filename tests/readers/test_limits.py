@@ -142,3 +142,38 @@ def test_nesting_is_measured_as_the_parsed_value_would_have_it(seed):
 
     assert nesting_exceeds(text, depth) is False
     assert nesting_exceeds(text, depth - 1) is (depth > 0)
+
+
+def test_a_parquet_row_whose_dictionary_text_decodes_past_the_limit_fails_alone(tmp_path):
+    """A dictionary holds a value once however many rows share it: each row's decoded size is
+    worked out from the dictionary before any row is decoded."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    path = tmp_path / "shared.parquet"
+    titles = pa.DictionaryArray.from_arrays(
+        pa.array([0, 0, 1, None, 0, 0], pa.int32()), pa.array(["short", "x" * 2_000_000])
+    )
+    pq.write_table(pa.table({"id": list(range(1, 7)), "title": titles}), path)
+
+    read = list(
+        read_rows(
+            path.open("rb"),
+            file_format="parquet",
+            gzipped=False,
+            filename=path.name,
+            limits=ReadLimits(max_row_bytes=1_000_000),
+        )
+    )
+
+    assert [row.number for row in read] == [1, 2, 3, 4, 5, 6]
+    assert [row.entity["title"] if row.entity else None for row in read] == [
+        "short",
+        "short",
+        None,
+        None,
+        "short",
+        "short",
+    ]
+    assert "row 3 decodes to 2,000,0" in read[2].error
+    assert read[3].entity == {"id": 4, "title": None}

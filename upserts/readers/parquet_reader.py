@@ -7,7 +7,6 @@ from typing import Any, BinaryIO
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from upserts.readers.base import (
@@ -138,18 +137,24 @@ def open_parquet(source: BinaryIO) -> pq.ParquetFile:
 def _within_budget(
     batch: pa.RecordBatch, limits: ReadLimits
 ) -> Iterator[tuple[pa.RecordBatch, dict[int, int]]]:
-    """The batch in slices that decode to at most ``limits.max_batch_bytes``, each with its
-    rows that would decode to more than one row may (index in the slice → bytes)."""
+    """The batch in slices of dictionary-encoded text that decode to at most two rows' worth
+    of the row limit (or ``max_batch_bytes``, if less), each with its rows that would decode
+    to more than one row may (index in the slice → bytes).
+
+    A slice is turned into Python objects at once, which take several times the bytes they
+    decode to while the conversion runs; rows of plain numbers and vectors are not sliced.
+    """
     sizes = _row_sizes(batch)
     if sizes is None:
         yield batch, {}
         return
+    budget = min(limits.max_batch_bytes, 2 * limits.max_row_bytes)
     rows = batch.num_rows
     start = 0
     while start < rows:
         end = start + 1
         total = int(sizes[start])
-        while end < rows and total + int(sizes[end]) <= limits.max_batch_bytes:
+        while end < rows and total + int(sizes[end]) <= budget:
             total += int(sizes[end])
             end += 1
         oversized = {
@@ -172,10 +177,33 @@ def _row_sizes(batch: pa.RecordBatch) -> Any:
     )
     sizes = np.full(batch.num_rows, other_bytes // batch.num_rows, dtype=np.int64)
     for column in dictionary_columns:
-        lengths = pc.fill_null(pc.binary_length(column.dictionary), 0)
-        cells = pc.fill_null(pc.take(lengths, column.indices), 0)
-        sizes += cells.to_numpy(zero_copy_only=False).astype(np.int64)
+        sizes += _decoded_lengths(column)
     return sizes
+
+
+def _decoded_lengths(column: pa.DictionaryArray) -> Any:
+    """Each row's bytes of a dictionary-encoded text column, from the Arrow buffers.
+
+    Read with numpy rather than pyarrow.compute: the first compute call of a process sets up
+    its kernels, some 40 MB that a web process would carry from then on.
+    """
+    dictionary = column.dictionary
+    wide = pa.types.is_large_string(dictionary.type) or pa.types.is_large_binary(dictionary.type)
+    offsets = np.frombuffer(dictionary.buffers()[1], dtype=np.int64 if wide else np.int32)
+    offsets = offsets[dictionary.offset : dictionary.offset + len(dictionary) + 1]
+    lengths = np.diff(offsets).astype(np.int64)
+    indices = column.indices
+    # Not DataType.to_pandas_dtype(), which imports pandas: another 40 MB.
+    signed = "int" if pa.types.is_signed_integer(indices.type) else "uint"
+    index_type = np.dtype(f"{signed}{indices.type.bit_width}")
+    positions = np.frombuffer(indices.buffers()[1], dtype=index_type)
+    positions = positions[indices.offset : indices.offset + len(indices)].astype(np.int64)
+    if indices.null_count:
+        bits = np.unpackbits(np.frombuffer(indices.buffers()[0], dtype=np.uint8), bitorder="little")
+        valid = bits[indices.offset : indices.offset + len(indices)].astype(bool)
+        positions = np.where(valid, positions, 0)
+        return np.where(valid, lengths[positions] if len(lengths) else 0, 0)
+    return lengths[positions]
 
 
 def _record_batches(
