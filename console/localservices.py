@@ -26,7 +26,7 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _port_is_free(port: int) -> bool:
+def port_is_free(port: int) -> bool:
     """Free to listen on. SO_REUSEADDR, as servers set it: a port whose old connections are
     still in TIME_WAIT (a server just restarted) counts as free."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
@@ -173,7 +173,7 @@ class LocalMilvus:
         saved = self.workdir / "etcd-ports.json"
         if saved.is_file():
             client, peer = json.loads(saved.read_text())
-            if _port_is_free(client) and _port_is_free(peer):
+            if port_is_free(client) and port_is_free(peer):
                 return client, peer
         client, peer = free_port(), free_port()
         saved.write_text(json.dumps([client, peer]))
@@ -217,7 +217,7 @@ class LocalMilvus:
             ports = {
                 key: port
                 for key, port in json.loads(saved.read_text()).items()
-                if _port_is_free(port)
+                if port_is_free(port)
             }
             self.server.config.configs.update(ports)
         self.server.wait_for_started = False

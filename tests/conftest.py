@@ -22,6 +22,7 @@ from django.db import connection
 
 from console import celery_app
 from console.localservices import LocalMilvus, LocalRedis, create_collection
+from tests.milvus.fake_cluster import FakeCluster
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 (PROJECT_DIR / "var").mkdir(exist_ok=True)
@@ -183,6 +184,16 @@ def celery_worker(
         yield worker
     finally:
         worker.stop()
+
+
+@pytest.fixture
+def fake_cluster() -> Iterator[FakeCluster]:
+    """A scripted HTTP cluster for what a real Milvus 2.3.5 never answers (tests/milvus)."""
+    cluster = FakeCluster().start()
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
 
 
 @pytest.fixture(scope="session")

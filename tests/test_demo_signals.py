@@ -7,14 +7,13 @@ import re
 import shlex
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from console.localservices import free_port
+from console.localservices import free_port, port_is_free
 from tests.conftest import PROJECT_DIR, wait_until
 
 pytestmark = [
@@ -49,16 +48,6 @@ def _command_line(pid: int) -> bytes:
         return Path(f"/proc/{pid}/cmdline").read_bytes()
     except OSError:
         return b""
-
-
-def _port_is_free(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-        return True
 
 
 class Demo:
@@ -188,7 +177,7 @@ def test_the_next_start_stops_what_a_killed_demo_left_and_sigterm_stops_every_pr
     assert "Stopping (SIGTERM)" in restarted.output
     restarted.wait_until_all_gone(timeout=15)
     # Milvus's port is not checked: another test run's Milvus may take 19530 once it is free.
-    assert _port_is_free(port)
+    assert port_is_free(port)
     assert not (workdir / "processes.json").exists()
 
 

@@ -9,7 +9,6 @@ peak resident memory is read from the kernel afterwards (VmHWM), not inferred fr
 
 import re
 import subprocess
-import uuid
 from pathlib import Path
 
 import pytest
@@ -116,23 +115,6 @@ def web(redis_url, celery_queue, celery_worker) -> WebServer:
         server.kill()
 
 
-@pytest.fixture(scope="module")
-def hostile_collection(make_collection_for_module) -> str:
-    return make_collection_for_module(HOSTILE_FIELDS)
-
-
-@pytest.fixture(scope="module")
-def make_collection_for_module(milvus):
-    from console.localservices import create_collection
-
-    def make(fields):
-        name = f"hostile_{uuid.uuid4().hex[:8]}"
-        create_collection(host="127.0.0.1", port=milvus.port, name=name, fields=fields)
-        return name
-
-    return make
-
-
 def log_in(web) -> requests.Session:
     http = requests.Session()
     http.get(f"{web.url}/login/", timeout=10).raise_for_status()
@@ -223,13 +205,14 @@ def outcome_problems(web, http, cluster, collection, name) -> list[str]:
 
 
 def test_every_hostile_file_ends_as_expected_and_no_process_outgrows_its_target(
-    web, milvus, celery_worker, hostile_collection
+    web, milvus, celery_worker, make_collection
 ):
     """One test for the whole corpus: the web process and the worker live through all of it,
     and their peaks, read once at the end, cover every file."""
     make_user_with_role("operator", roles.OPERATORS)
     cluster = ClusterEndpoint.objects.create(name="embedded", base_url=milvus.url)
     http = log_in(web)
+    hostile_collection = make_collection(HOSTILE_FIELDS)
 
     problems = {}
     for name in sorted(EXPECTED):

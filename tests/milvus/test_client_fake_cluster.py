@@ -4,7 +4,6 @@ sends here."""
 
 import math
 import pickle
-from collections.abc import Iterator
 from typing import Any
 
 import orjson
@@ -25,15 +24,6 @@ TOKEN = "db_admin:s3cret-Pa55word"
 V2_UPSERT = "/v2/vectordb/entities/upsert"
 V1_UPSERT = "/v1/vector/upsert"
 ROWS = [{"id": 1, "emb": [0.1, 0.2, 0.3, 0.4]}, {"id": 2, "emb": [0.5, 0.6, 0.7, 0.8]}]
-
-
-@pytest.fixture
-def fake_cluster() -> Iterator[FakeCluster]:
-    cluster = FakeCluster().start()
-    try:
-        yield cluster
-    finally:
-        cluster.stop()
 
 
 def client_for(cluster: FakeCluster, **config: Any) -> ClusterClient:

@@ -31,15 +31,6 @@ LOOPBACK = NetworkPolicy.from_strings(["127.0.0.0/8", "::1/128"])
 
 
 @pytest.fixture
-def fake_cluster() -> Iterator[FakeCluster]:
-    cluster = FakeCluster().start()
-    try:
-        yield cluster
-    finally:
-        cluster.stop()
-
-
-@pytest.fixture
 def elsewhere() -> Iterator[FakeCluster]:
     """A second server on another port of the same host: another origin."""
     cluster = FakeCluster().start()

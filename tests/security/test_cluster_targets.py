@@ -4,7 +4,6 @@ services, the console's form, the API and the admin alike) and again when it is 
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 
 import pytest
 from django.core.exceptions import ValidationError
@@ -14,7 +13,6 @@ from rest_framework.test import APIClient
 
 from tests.conftest import PROJECT_DIR
 from tests.factories import make_cluster, make_job, make_user, make_user_with_role
-from tests.milvus.fake_cluster import FakeCluster
 from upserts import roles
 from upserts.models import ClusterEndpoint, JobStatus
 from upserts.services.clusters import check_connection, create_cluster, update_cluster
@@ -33,15 +31,6 @@ BAD_TOKENS = [
 @pytest.fixture(autouse=True)
 def fast_password_hashing(settings) -> None:
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
-@pytest.fixture
-def fake_cluster() -> Iterator[FakeCluster]:
-    cluster = FakeCluster().start()
-    try:
-        yield cluster
-    finally:
-        cluster.stop()
 
 
 @pytest.fixture

@@ -116,7 +116,11 @@ def open_parquet(source: BinaryIO) -> pq.ParquetFile:
     dictionary, each row's decoded size is known before it is decoded (_within_budget). The
     Thrift bounds keep a hostile footer from costing more than the file is worth.
     """
-    schema = pq.read_schema(source)
+    schema = pq.ParquetFile(
+        source,
+        thrift_string_size_limit=_THRIFT_STRING_BYTES,
+        thrift_container_size_limit=_THRIFT_CONTAINER_ITEMS,
+    ).schema_arrow
     source.seek(0)
     text_columns = [
         field.name
