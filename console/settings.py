@@ -164,6 +164,9 @@ UPLOAD_MAX_NESTING_DEPTH = env.int("UPLOAD_MAX_NESTING_DEPTH", default=64)
 UPLOAD_ESTIMATE_READ_BYTES = env.int("UPLOAD_ESTIMATE_READ_BYTES", default=64 * 1024**2)
 # Parquet is decoded a record batch at a time, as many rows as fit in this many bytes.
 UPLOAD_MAX_PARQUET_BATCH_BYTES = env.int("UPLOAD_MAX_PARQUET_BATCH_BYTES", default=32 * 1024**2)
+# ... in a process of its own that may map this much memory beyond its start: a cell that needs
+# more (run-length encoding packs a billion values into kilobytes) fails the decoder, not the host.
+UPLOAD_MAX_PARQUET_DECODE_BYTES = env.int("UPLOAD_MAX_PARQUET_DECODE_BYTES", default=256 * 1024**2)
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
 # A request body is refused from its Content-Length before a byte of it is read: an upload may
 # be UPLOAD_MAX_BYTES plus this much for its form fields; any other body (API JSON included)

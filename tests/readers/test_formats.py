@@ -257,6 +257,7 @@ def test_parquet_values_json_cannot_hold_are_made_json_ready(tmp_path):
             "price": pa.array([decimal.Decimal("12.50")], pa.decimal128(6, 2)),
             "bits": pa.array([b"\x00\xff"], pa.binary(2)),
             "blob": pa.array([None], pa.binary()),
+            "bytes": pa.array([b"\x01\x02"], pa.binary()),
             "seen": pa.array([datetime.datetime(2024, 5, 6, 7, 8, 9)], pa.timestamp("s")),
         }
     )
@@ -268,6 +269,7 @@ def test_parquet_values_json_cannot_hold_are_made_json_ready(tmp_path):
     assert entity["price"] == 12.5
     assert entity["bits"] == [0, 255]
     assert entity["blob"] is None
+    assert entity["bytes"] == [1, 2]
     assert orjson.loads(orjson.dumps(entity))["seen"] == "2024-05-06T07:08:09"
 
 

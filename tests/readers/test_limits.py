@@ -8,7 +8,7 @@ import random
 import ijson
 import pytest
 
-from upserts.readers import ReadLimits, read_rows
+from upserts.readers import FileFormatError, ReadLimits, read_rows
 from upserts.readers.limits import JsonRowGuard, nesting_exceeds
 
 
@@ -177,3 +177,70 @@ def test_a_parquet_row_whose_dictionary_text_decodes_past_the_limit_fails_alone(
     ]
     assert "row 3 decodes to 2,000,0" in read[2].error
     assert read[3].entity == {"id": 4, "title": None}
+
+
+def hidden_cell_parquet(path, values: int, rows: int = 2000):
+    """A row group of small rows with one list cell of ``values`` zeros at row 1,001: the
+    footer's average per row stays small, and run-length encoding keeps the file tiny."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    cells = [np.ones(4, dtype=np.float32)] * rows
+    cells[1000] = np.zeros(values, dtype=np.float32)
+    pq.write_table(
+        pa.table({"id": list(range(1, rows + 1)), "emb": pa.array(cells, pa.list_(pa.float32()))}),
+        path,
+    )
+    return path
+
+
+def read_parquet_path(path, limits: ReadLimits) -> list:
+    with path.open("rb") as file:
+        return list(
+            read_rows(file, file_format="parquet", gzipped=False, filename=path.name, limits=limits)
+        )
+
+
+def test_a_parquet_list_cell_past_the_row_limit_fails_alone(tmp_path):
+    path = hidden_cell_parquet(tmp_path / "long.parquet", values=3_000_000)
+
+    read = read_parquet_path(path, ReadLimits())
+
+    assert [row.number for row in read] == list(range(1, 2001))
+    assert read[1000].error.startswith("row 1,001 decodes to 12,")
+    assert "the limit for one row" in read[1000].error
+    assert all(row.entity is not None for row in read if row.number != 1001)
+
+
+def test_a_parquet_cell_that_decodes_past_the_decoders_memory_stops_the_decoder_alone(tmp_path):
+    """120 MB of zeros in a 12 KB file: the decoder process runs out of the address space it
+    may map and says so; the reading process goes on to report it."""
+    path = hidden_cell_parquet(tmp_path / "hidden.parquet", values=30_000_000)
+
+    with pytest.raises(FileFormatError, match=r"needs more than 67,108,864 bytes to decode"):
+        read_parquet_path(path, ReadLimits(max_decode_bytes=64 * 1024 * 1024))
+
+
+def test_a_row_group_larger_than_the_decoders_memory_is_read_a_page_at_a_time(tmp_path):
+    """92 MB of vectors in one row group, read by a decoder that may map 48 MB more than at
+    its start: column chunks are streamed, not read whole."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rows = 30_000
+    flat = np.random.default_rng(0).random(rows * 768, dtype=np.float32)
+    vectors = pa.FixedSizeListArray.from_arrays(pa.array(flat), 768)
+    path = tmp_path / "wide.parquet"
+    pq.write_table(
+        pa.table({"id": np.arange(rows), "emb": vectors}),
+        path,
+        row_group_size=rows,
+        compression="none",
+    )
+    assert path.stat().st_size > 88 * 1024 * 1024
+
+    read = read_parquet_path(path, ReadLimits(max_decode_bytes=48 * 1024 * 1024))
+
+    assert len(read) == rows and read[-1].entity["id"] == rows - 1

@@ -27,6 +27,8 @@ class ReadLimits:
     max_depth: int = 64
     # Rows a Parquet record batch may decode to, in bytes of Arrow data.
     max_batch_bytes: int = 32 * 1024 * 1024
+    # Address space a Parquet decoder process may map beyond what it maps at start.
+    max_decode_bytes: int = 256 * 1024 * 1024
 
     def too_big(self) -> str:
         return f"is more than {self.max_row_bytes:,} bytes, the limit for one row"

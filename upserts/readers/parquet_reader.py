@@ -7,7 +7,6 @@ from typing import Any, BinaryIO
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from upserts.readers.base import (
     ByteStream,
@@ -17,9 +16,12 @@ from upserts.readers.base import (
     no_rows_error,
 )
 from upserts.readers.limits import DEFAULT_LIMITS, ReadLimits
-
-_THRIFT_STRING_BYTES = 16 * 1024 * 1024
-_THRIFT_CONTAINER_ITEMS = 1_000_000
+from upserts.readers.parquet_decoder import (
+    DecodeFailed,
+    bytes_per_row,
+    decoded_batches,
+    open_parquet,
+)
 
 # Rows converted to Python at a time: a 768-float vector column costs about 6 MB per batch.
 BATCH_ROWS = 1024
@@ -65,8 +67,11 @@ def read_parquet(
 
     _check_nesting(parquet.schema_arrow, filename, limits)
     casts, binary_columns = _json_conversions(parquet.schema_arrow)
+    batches = decoded_batches(
+        source, first_group=first_group, batch_rows=batch_rows, filename=filename, limits=limits
+    )
     try:
-        for batch in _record_batches(parquet, first_group, batch_rows, filename, limits):
+        for batch, oversized in batches:
             if skip:
                 if skip >= batch.num_rows:
                     skip -= batch.num_rows
@@ -75,159 +80,51 @@ def read_parquet(
                 number += skip
                 batch = batch.slice(skip)
                 skip = 0
+            if oversized is not None:
+                number += 1
+                yield SourceRow(
+                    number=number,
+                    error=f"row {number:,} decodes to {oversized:,} bytes; it "
+                    f"{limits.too_big()}, and was not read",
+                )
+                continue
             for index, target in casts.items():
                 batch = batch.set_column(
                     index, batch.schema.field(index).name, batch.column(index).cast(target)
                 )
-            for piece, oversized in _within_budget(batch, limits):
-                kept = piece
-                if oversized:
-                    keep = np.ones(piece.num_rows, dtype=bool)
-                    keep[list(oversized)] = False
-                    kept = piece.filter(pa.array(keep))
-                entities = iter(_entities(kept, number_vector_columns))
-                for index in range(piece.num_rows):
-                    number += 1
-                    if index in oversized:
-                        yield SourceRow(
-                            number=number,
-                            error=f"row {number:,} decodes to {oversized[index]:,} bytes; it "
-                            f"{limits.too_big()}, and was not read",
-                        )
-                        continue
-                    entity = next(entities)
-                    for name in binary_columns:
-                        value = entity[name]
-                        if value is not None:
-                            entity[name] = list(value)
-                    yield SourceRow(number=number, entity=entity)
+            for entity in _entities(batch, number_vector_columns):
+                number += 1
+                for name in binary_columns:
+                    value = entity[name]
+                    if value is not None:
+                        entity[name] = list(value)
+                yield SourceRow(number=number, entity=entity)
+    except DecodeFailed as exc:
+        raise FileFormatError(_decode_failure(exc, filename, number, limits)) from None
     except (pa.ArrowException, OSError) as exc:
         raise FileFormatError(
             f"{filename}: the Parquet data is damaged after row {number:,} ({exc}). Export the "
             "file again and upload it."
         ) from None
+    finally:
+        batches.close()
 
 
-def open_parquet(source: BinaryIO) -> pq.ParquetFile:
-    """The file with its text columns left dictionary-encoded when they are stored that way.
-
-    A dictionary holds each distinct value once: a thousand rows sharing one 1 MB string take
-    1 MB in the file and in the footer's sizes, but a gigabyte once decoded. Kept as a
-    dictionary, each row's decoded size is known before it is decoded (_within_budget). The
-    Thrift bounds keep a hostile footer from costing more than the file is worth.
-    """
-    schema = pq.ParquetFile(
-        source,
-        thrift_string_size_limit=_THRIFT_STRING_BYTES,
-        thrift_container_size_limit=_THRIFT_CONTAINER_ITEMS,
-    ).schema_arrow
-    source.seek(0)
-    text_columns = [
-        field.name
-        for field in schema
-        if pa.types.is_string(field.type)
-        or pa.types.is_large_string(field.type)
-        or pa.types.is_binary(field.type)
-        or pa.types.is_large_binary(field.type)
-    ]
-    return pq.ParquetFile(
-        source,
-        read_dictionary=text_columns,
-        thrift_string_size_limit=_THRIFT_STRING_BYTES,
-        thrift_container_size_limit=_THRIFT_CONTAINER_ITEMS,
+def _decode_failure(exc: DecodeFailed, filename: str, number: int, limits: ReadLimits) -> str:
+    if exc.kind == "file":
+        return str(exc)
+    if exc.kind == "memory":
+        where = f"after row {number:,}" if number else "from its first row"
+        return (
+            f"{filename}: the Parquet data {where} needs more than "
+            f"{limits.max_decode_bytes:,} bytes to decode, the limit for a batch of rows: a "
+            f"cell there holds more than a row may ({limits.max_row_bytes:,} bytes). Write the "
+            "file with smaller cells, or ask an administrator to raise the limit."
+        )
+    return (
+        f"{filename}: the Parquet data is damaged after row {number:,} ({exc}). Export the "
+        "file again and upload it."
     )
-
-
-def _within_budget(
-    batch: pa.RecordBatch, limits: ReadLimits
-) -> Iterator[tuple[pa.RecordBatch, dict[int, int]]]:
-    """The batch in slices of dictionary-encoded text that decode to at most two rows' worth
-    of the row limit (or ``max_batch_bytes``, if less), each with its rows that would decode
-    to more than one row may (index in the slice → bytes).
-
-    A slice is turned into Python objects at once, which take several times the bytes they
-    decode to while the conversion runs; rows of plain numbers and vectors are not sliced.
-    """
-    sizes = _row_sizes(batch)
-    if sizes is None:
-        yield batch, {}
-        return
-    budget = min(limits.max_batch_bytes, 2 * limits.max_row_bytes)
-    rows = batch.num_rows
-    start = 0
-    while start < rows:
-        end = start + 1
-        total = int(sizes[start])
-        while end < rows and total + int(sizes[end]) <= budget:
-            total += int(sizes[end])
-            end += 1
-        oversized = {
-            index - start: int(sizes[index])
-            for index in range(start, end)
-            if sizes[index] > limits.max_row_bytes
-        }
-        yield batch.slice(start, end - start), oversized
-        start = end
-
-
-def _row_sizes(batch: pa.RecordBatch) -> Any:
-    """Each row's bytes once its dictionary-encoded cells are decoded (numpy), or None when
-    the batch has no such column and its own size is all it will take."""
-    dictionary_columns = [column for column in batch.columns if pa.types.is_dictionary(column.type)]
-    if not dictionary_columns or not batch.num_rows:
-        return None
-    other_bytes = sum(
-        column.nbytes for column in batch.columns if not pa.types.is_dictionary(column.type)
-    )
-    sizes = np.full(batch.num_rows, other_bytes // batch.num_rows, dtype=np.int64)
-    for column in dictionary_columns:
-        sizes += _decoded_lengths(column)
-    return sizes
-
-
-def _decoded_lengths(column: pa.DictionaryArray) -> Any:
-    """Each row's bytes of a dictionary-encoded text column, from the Arrow buffers.
-
-    Read with numpy rather than pyarrow.compute: the first compute call of a process sets up
-    its kernels, some 40 MB that a web process would carry from then on.
-    """
-    dictionary = column.dictionary
-    wide = pa.types.is_large_string(dictionary.type) or pa.types.is_large_binary(dictionary.type)
-    offsets = np.frombuffer(dictionary.buffers()[1], dtype=np.int64 if wide else np.int32)
-    offsets = offsets[dictionary.offset : dictionary.offset + len(dictionary) + 1]
-    lengths = np.diff(offsets).astype(np.int64)
-    indices = column.indices
-    # Not DataType.to_pandas_dtype(), which imports pandas: another 40 MB.
-    signed = "int" if pa.types.is_signed_integer(indices.type) else "uint"
-    index_type = np.dtype(f"{signed}{indices.type.bit_width}")
-    positions = np.frombuffer(indices.buffers()[1], dtype=index_type)
-    positions = positions[indices.offset : indices.offset + len(indices)].astype(np.int64)
-    if indices.null_count:
-        bits = np.unpackbits(np.frombuffer(indices.buffers()[0], dtype=np.uint8), bitorder="little")
-        valid = bits[indices.offset : indices.offset + len(indices)].astype(bool)
-        positions = np.where(valid, positions, 0)
-        return np.where(valid, lengths[positions] if len(lengths) else 0, 0)
-    return lengths[positions]
-
-
-def _record_batches(
-    parquet: pq.ParquetFile, first_group: int, batch_rows: int, filename: str, limits: ReadLimits
-) -> Iterator[pa.RecordBatch]:
-    """The row groups from ``first_group`` on, in record batches of at most about
-    ``limits.max_batch_bytes`` once decoded.
-
-    The footer says what each row group's columns hold once decompressed, and how many values
-    they have; a row group whose rows average more than a row may hold is refused before any
-    of it is decoded, and the others are read in as many rows at a time as the budget allows.
-    """
-    metadata = parquet.metadata
-    for group in range(first_group, metadata.num_row_groups):
-        row_group = metadata.row_group(group)
-        if not row_group.num_rows:
-            continue
-        per_row = _bytes_per_row(row_group, group, filename, limits)
-        rows = max(1, min(batch_rows, int(limits.max_batch_bytes // max(per_row, 1))))
-        yield from parquet.iter_batches(batch_size=rows, row_groups=[group])
 
 
 def count_parquet_rows(source: BinaryIO, *, filename: str, limits: ReadLimits) -> int:
@@ -240,36 +137,13 @@ def count_parquet_rows(source: BinaryIO, *, filename: str, limits: ReadLimits) -
         for group in range(metadata.num_row_groups):
             row_group = metadata.row_group(group)
             if row_group.num_rows:
-                _bytes_per_row(row_group, group, filename, limits)
+                bytes_per_row(row_group, group, filename, limits)
         return int(metadata.num_rows)
     except (pa.ArrowException, OSError) as exc:
         raise FileFormatError(
             f"{filename}: not a readable Parquet file ({exc}). Export it again as Parquet, or "
             "upload it as JSON Lines or CSV."
         ) from None
-
-
-def _bytes_per_row(
-    row_group: pq.RowGroupMetaData, group: int, filename: str, limits: ReadLimits
-) -> float:
-    per_row = _decoded_bytes(row_group) / row_group.num_rows
-    if per_row > limits.max_row_bytes:
-        raise FileFormatError(
-            f"{filename}: the rows of row group {group + 1:,} decode to about {per_row:,.0f} "
-            f"bytes each, more than {limits.max_row_bytes:,}, the limit for one row. Write the "
-            "file with smaller rows, or ask an administrator to raise the limit."
-        )
-    return per_row
-
-
-def _decoded_bytes(row_group: pq.RowGroupMetaData) -> float:
-    """What a row group's columns hold once decompressed: the larger of what the footer says
-    and eight bytes a value, since run-length encoding packs a million values into a few."""
-    total = 0.0
-    for index in range(row_group.num_columns):
-        column = row_group.column(index)
-        total += max(column.total_uncompressed_size, column.num_values * 8)
-    return total
 
 
 def _check_nesting(schema: pa.Schema, filename: str, limits: ReadLimits) -> None:
@@ -386,6 +260,9 @@ def _json_conversions(schema: pa.Schema) -> tuple[dict[int, pa.DataType], list[s
     binary_columns: list[str] = []
     for index, column in enumerate(schema):
         column_type = column.type
+        if pa.types.is_dictionary(column_type):
+            # Binary read as a dictionary (open_parquet) is still binary once decoded.
+            column_type = column_type.value_type
         if pa.types.is_decimal(column_type):
             casts[index] = pa.float64()
         elif (

@@ -21,6 +21,7 @@ from upserts.readers import (
 )
 from upserts.services.clusters import client_for
 from upserts.services.read_limits import read_limits
+from upserts.templatetags.console import cell
 from upserts.validation import EntityValidator, coerce_text_values, schema_warnings
 
 _FIELD_IN_PROBLEM = re.compile(r"field `([^`]+)`")
@@ -32,7 +33,8 @@ _ESTIMATE_SAMPLE_BYTES = 4 * 1024 * 1024
 @dataclass
 class PreviewRow:
     number: int
-    values: dict[str, Any] = field(default_factory=dict)
+    # Each value as the preview shows it (the ``cell`` text).
+    values: dict[str, str] = field(default_factory=dict)
     # Problems by field name; problems of the row as a whole under "".
     problems: dict[str, list[str]] = field(default_factory=dict)
 
@@ -122,10 +124,13 @@ def _preview_row(
         return PreviewRow(number=number, problems={"": [error or "unreadable row"]})
     if validator is not None and job.file_format == "csv":
         entity = coerce_text_values(entity, validator.schema)
-    row = PreviewRow(number=number, values=entity)
+    row = PreviewRow(number=number)
     for problem in validator.check(entity) if validator else []:
         match = _FIELD_IN_PROBLEM.search(problem)
         row.problems.setdefault(match.group(1) if match else "", []).append(problem)
+    # Kept as the page shows them, cut short: twenty rows of 4 MiB vectors would otherwise
+    # stay in the web process as some 600 MB of Python floats.
+    row.values = {name: cell(value) for name, value in entity.items()}
     return row
 
 

@@ -10,4 +10,5 @@ def read_limits() -> ReadLimits:
         max_row_bytes=settings.UPLOAD_MAX_ROW_BYTES,
         max_depth=settings.UPLOAD_MAX_NESTING_DEPTH,
         max_batch_bytes=settings.UPLOAD_MAX_PARQUET_BATCH_BYTES,
+        max_decode_bytes=settings.UPLOAD_MAX_PARQUET_DECODE_BYTES,
     )
