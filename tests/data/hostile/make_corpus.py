@@ -149,6 +149,21 @@ def files() -> dict[str, bytes]:
                 }
             )
         ),
+        # A footer cannot tell where a row group's values are: 100 million zeros (400 MB once
+        # decoded, 40 KB in the file) in the second of 2 000 rows average 400 KB a row.
+        "hidden_cell.parquet": parquet(
+            pa.table(
+                {
+                    "id": list(range(1, 2001)),
+                    "emb": pa.array(
+                        [np.ones(4, dtype=np.float32)]
+                        + [np.zeros(100_000_000, dtype=np.float32)]
+                        + [np.ones(4, dtype=np.float32)] * 1998,
+                        type=pa.list_(pa.float32()),
+                    ),
+                }
+            )
+        ),
         # gzip itself.
         "zeros.jsonl.gz": gz(b"\x00" * (200 * MB)),
         "gzip_in_gzip.jsonl.gz": gz(gz(jsonl([good_text(1), good_text(2)]))),
