@@ -14,6 +14,7 @@ from upserts.readers.base import FileFormatError as FileFormatError
 from upserts.readers.base import NumberVector as NumberVector
 from upserts.readers.base import SourceRow as SourceRow
 from upserts.readers.base import open_byte_stream as open_byte_stream
+from upserts.readers.base import spool_to_temporary_file as spool_to_temporary_file
 from upserts.readers.csv_reader import read_csv
 from upserts.readers.detect import HEAD_BYTES as HEAD_BYTES
 from upserts.readers.detect import DetectedFormat as DetectedFormat
@@ -26,7 +27,6 @@ from upserts.readers.limits import DEFAULT_LIMITS as DEFAULT_LIMITS
 from upserts.readers.limits import ReadLimits as ReadLimits
 from upserts.readers.parquet_reader import count_parquet_rows as count_parquet_rows
 from upserts.readers.parquet_reader import read_parquet
-from upserts.readers.parquet_reader import spool_to_temporary_file as spool_to_temporary_file
 
 _TEXT_READERS = {"json": read_json, "jsonl": read_jsonl, "csv": read_csv}
 

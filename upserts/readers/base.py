@@ -2,6 +2,8 @@
 
 import gzip
 import io
+import shutil
+import tempfile
 import zlib
 from dataclasses import dataclass
 from typing import Any, BinaryIO
@@ -185,3 +187,19 @@ def not_utf8_error(filename: str, where: str) -> FileFormatError:
         f"{filename}: the text is not UTF-8 ({where}). Save or export the file as UTF-8 and "
         "upload it again."
     )
+
+
+def spool_to_temporary_file(stream: BinaryIO) -> BinaryIO:
+    """A seekable copy on disk, for Parquet that arrives gzip-compressed, as a stream, or
+    without a file descriptor to hand to its decoder.
+
+    Memory stays at one copy buffer; the disk holds the decompressed file until it is closed.
+    """
+    spooled = tempfile.TemporaryFile()  # noqa: SIM115 - the caller closes it
+    try:
+        shutil.copyfileobj(stream, spooled, 1024 * 1024)
+    except BaseException:
+        spooled.close()
+        raise
+    spooled.seek(0)
+    return spooled

@@ -24,7 +24,7 @@ import pyarrow as pa
 import pyarrow.ipc as ipc
 import pyarrow.parquet as pq
 
-from upserts.readers.base import FileFormatError
+from upserts.readers.base import FileFormatError, spool_to_temporary_file
 from upserts.readers.limits import ReadLimits
 
 _THRIFT_STRING_BYTES = 16 * 1024 * 1024
@@ -90,12 +90,19 @@ def decoded_batches(
     try:
         fileno = source.fileno()
     except (AttributeError, OSError, ValueError):
-        spooled = tempfile.TemporaryFile()  # noqa: SIM115 - closed below
         source.seek(0)
-        while chunk := source.read(_READ_BUFFER_BYTES):
-            spooled.write(chunk)
-        spooled.flush()
+        spooled = spool_to_temporary_file(source)
         fileno = spooled.fileno()
+    try:
+        yield from _from_decoder(fileno, first_group, batch_rows, filename, limits)
+    finally:
+        if spooled is not None:
+            spooled.close()
+
+
+def _from_decoder(
+    fileno: int, first_group: int, batch_rows: int, filename: str, limits: ReadLimits
+) -> Iterator[tuple[pa.RecordBatch, int | None]]:
     request = {
         "fd": fileno,
         "first_group": first_group,
@@ -123,32 +130,36 @@ def decoded_batches(
             pass_fds=(fileno,),
             env=environment,
         )
+        assert process.stdout is not None
         try:
-            assert process.stdout is not None
+            cut_short = False
             try:
                 reader = ipc.open_stream(process.stdout)
             except (pa.ArrowInvalid, OSError):
-                reader = None  # the decoder stopped before its first batch
+                reader, cut_short = None, True  # the decoder stopped before its first batch
             while reader is not None:
                 try:
                     batch, metadata = reader.read_next_batch_with_custom_metadata()
                 except StopIteration:
                     break
                 except (pa.ArrowInvalid, OSError):
-                    break  # cut short: the decoder's last word says why
+                    cut_short = True  # the decoder's last word says why
+                    break
                 oversized = metadata.get(OVERSIZED_KEY) if metadata else None
                 yield batch, None if oversized is None else int(oversized)
+            # Closed first, so that a decoder still writing stops on a broken pipe.
+            process.stdout.close()
             if process.wait() != 0:
                 last_word.seek(0)
                 raise _failure(process.returncode, last_word.read()[-65536:])
+            if cut_short:
+                # Never taken for the end of the file: rows would go missing unseen.
+                raise DecodeFailed("damaged", "the decoder's stream of rows was cut short")
         finally:
             if process.poll() is None:
                 process.kill()
             process.wait()
-            if process.stdout is not None:
-                process.stdout.close()
-            if spooled is not None:
-                spooled.close()
+            process.stdout.close()
 
 
 def _failure(returncode: int, stderr: bytes) -> DecodeFailed:

@@ -1,7 +1,5 @@
 """Parquet, read one record batch at a time; row groups before a checkpoint are not even read."""
 
-import shutil
-import tempfile
 from collections.abc import Iterator
 from typing import Any, BinaryIO
 
@@ -9,7 +7,6 @@ import numpy as np
 import pyarrow as pa
 
 from upserts.readers.base import (
-    ByteStream,
     FileFormatError,
     NumberVector,
     SourceRow,
@@ -102,10 +99,7 @@ def read_parquet(
     except DecodeFailed as exc:
         raise FileFormatError(_decode_failure(exc, filename, number, limits)) from None
     except (pa.ArrowException, OSError) as exc:
-        raise FileFormatError(
-            f"{filename}: the Parquet data is damaged after row {number:,} ({exc}). Export the "
-            "file again and upload it."
-        ) from None
+        raise FileFormatError(_damaged(filename, number, exc)) from None
     finally:
         batches.close()
 
@@ -121,8 +115,12 @@ def _decode_failure(exc: DecodeFailed, filename: str, number: int, limits: ReadL
             f"cell there holds more than a row may ({limits.max_row_bytes:,} bytes). Write the "
             "file with smaller cells, or ask an administrator to raise the limit."
         )
+    return _damaged(filename, number, exc)
+
+
+def _damaged(filename: str, number: int, detail: Exception) -> str:
     return (
-        f"{filename}: the Parquet data is damaged after row {number:,} ({exc}). Export the "
+        f"{filename}: the Parquet data is damaged after row {number:,} ({detail}). Export the "
         "file again and upload it."
     )
 
@@ -272,18 +270,3 @@ def _json_conversions(schema: pa.Schema) -> tuple[dict[int, pa.DataType], list[s
         ):
             binary_columns.append(column.name)
     return casts, binary_columns
-
-
-def spool_to_temporary_file(stream: ByteStream) -> BinaryIO:
-    """A seekable copy on disk, for Parquet that arrives gzip-compressed or as a stream.
-
-    Memory stays at one copy buffer; the disk holds the decompressed file until it is closed.
-    """
-    spooled = tempfile.TemporaryFile()  # noqa: SIM115 - the caller closes it
-    try:
-        shutil.copyfileobj(stream, spooled, 1024 * 1024)
-    except BaseException:
-        spooled.close()
-        raise
-    spooled.seek(0)
-    return spooled
