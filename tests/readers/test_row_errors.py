@@ -89,6 +89,24 @@ def test_short_and_long_csv_rows_are_failed_rows_naming_their_line(tmp_path):
     assert rows[4].entity == {"id": "5", "title": "Last", "year": "2020"}
 
 
+def test_runs_of_blank_csv_lines_are_passed_over_in_bulk_and_counted_as_lines(tmp_path):
+    """A million blank lines, then a bad row and a quoted value with blank lines inside it:
+    the lines are numbered as the file has them, and the quoted blank lines are data."""
+    path = tmp_path / "blanks.csv"
+    path.write_bytes(b"id,title\n1,a\n" + b"\n" * 1_000_000 + b'2,b,extra\n\n\n3,"x\n\n\ny"\n4,d\n')
+
+    rows = read(path, "csv")
+
+    assert [(row.number, row.line) for row in rows] == [
+        (1, 2),
+        (2, 1_000_003),
+        (3, 1_000_006),
+        (4, 1_000_010),
+    ]
+    assert rows[1].error == "line 1,000,003: 3 values, but the header has 2 columns"
+    assert rows[2].entity == {"id": "3", "title": "x\n\n\ny"}
+
+
 def test_a_stray_quote_in_csv_fails_its_row_only(tmp_path):
     path = tmp_path / "books.csv"
     path.write_bytes(b'id,title\n1,"ok"\n2,"bad"quote\n3,fine\n')
