@@ -244,3 +244,19 @@ def test_a_row_group_larger_than_the_decoders_memory_is_read_a_page_at_a_time(tm
     read = read_parquet_path(path, ReadLimits(max_decode_bytes=48 * 1024 * 1024))
 
     assert len(read) == rows and read[-1].entity["id"] == rows - 1
+
+
+def test_a_parquet_row_past_the_limit_fails_even_beside_a_row_that_fits_with_it(tmp_path):
+    """Two rows that together stay within two rows' worth of the limit: the larger one is
+    still over the limit for one row, and fails alone."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    path = tmp_path / "pair.parquet"
+    pq.write_table(pa.table({"id": [1, 2], "title": ["a" * 600_000, "b" * 1_200_000]}), path)
+
+    read = read_parquet_path(path, ReadLimits(max_row_bytes=1_000_000))
+
+    assert read[0].entity == {"id": 1, "title": "a" * 600_000}
+    assert read[1].entity is None
+    assert read[1].error.startswith("row 2 decodes to 1,200,0")

@@ -257,15 +257,15 @@ def _decoded_bytes(row_group: pq.RowGroupMetaData) -> float:
 def _within_budget(
     batch: pa.RecordBatch, limits: ReadLimits
 ) -> Iterator[tuple[pa.RecordBatch, int | None]]:
-    """The batch in slices that decode to at most two rows' worth of the row limit (or
-    ``max_batch_bytes``, if less), and each row over the row limit alone, with its bytes.
+    """The batch in slices that decode to at most the row limit (or ``max_batch_bytes``, if
+    less), and each row over the row limit alone, with its bytes.
 
     Halved until it fits: a slice's own bytes are exact for every type, so a large cell
-    anywhere (a list, a struct, text) is found without knowing where to look. The parent
-    turns a slice into Python objects at once, which take several times the bytes they
-    decode to while the conversion runs.
+    anywhere (a list, a struct, text) is found without knowing where to look, and no row in
+    a slice within the row limit can be over it. The parent turns a slice into Python objects
+    at once, which take several times the bytes they decode to while the conversion runs.
     """
-    budget = min(limits.max_batch_bytes, 2 * limits.max_row_bytes)
+    budget = min(limits.max_batch_bytes, limits.max_row_bytes)
     pending = [batch]
     while pending:
         piece = pending.pop()
