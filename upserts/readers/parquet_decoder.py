@@ -280,13 +280,16 @@ def _within_budget(
 
 
 def _decoded_size(piece: pa.RecordBatch) -> int:
-    """The bytes of a slice, with its dictionary-encoded text as it will be once expanded."""
+    """The bytes a slice's values decode to: dictionary-encoded text as the text it expands
+    to, and no column's validity bitmap (which says which cells are null, not what they hold)."""
     size = 0
     for column in piece.columns:
         if pa.types.is_dictionary(column.type):
-            size += column.indices.nbytes + int(_decoded_lengths(column).sum())
+            size += int(_decoded_lengths(column).sum())
         else:
             size += column.nbytes
+            if column.buffers()[0] is not None:
+                size -= (len(column) + 7) // 8
     return size
 
 
