@@ -36,6 +36,9 @@ _READ_BUFFER_BYTES = 1024 * 1024
 # The metadata key of a placeholder batch: the bytes the row it stands for decodes to.
 OVERSIZED_KEY = b"oversized"
 _PROJECT_ROOT = Path(__file__).resolve().parents[2]
+# Not ``-m``: the package imports this module first, which would then run a second time as
+# __main__ (and say so on stderr).
+_DECODER_MAIN = "from upserts.readers.parquet_decoder import main; main()"
 
 
 class DecodeFailed(Exception):
@@ -123,7 +126,7 @@ def _from_decoder(
     }
     with tempfile.TemporaryFile() as last_word:
         process = subprocess.Popen(  # noqa: S603 - our own module, arguments as JSON
-            [sys.executable, "-m", "upserts.readers.parquet_decoder", json.dumps(request)],
+            [sys.executable, "-c", _DECODER_MAIN, json.dumps(request)],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=last_word,
@@ -337,7 +340,3 @@ def main() -> None:
     except (pa.ArrowException, OSError) as exc:
         _say("damaged", str(exc))
         sys.exit(1)
-
-
-if __name__ == "__main__":
-    main()
