@@ -187,6 +187,13 @@ def celery_worker(
 
 
 @pytest.fixture
+def fast_password_hashing(settings: Any) -> None:
+    """For tests that make users by the hundred: the production hasher takes a third of a
+    second each. Only for in-process clients; a server process would not read the hashes."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture
 def fake_cluster() -> Iterator[FakeCluster]:
     """A scripted HTTP cluster for what a real Milvus 2.3.5 never answers (tests/milvus)."""
     cluster = FakeCluster().start()

@@ -9,6 +9,7 @@ class UpsertsConfig(AppConfig):
     def ready(self) -> None:
         from django.contrib.auth.signals import user_login_failed
 
+        from upserts import checks  # noqa: F401  (registers the system checks)
         from upserts.roles import ensure_role_groups
         from upserts.services.logins import record_failed_login
 

@@ -15,6 +15,12 @@ ADD_CLUSTERS = "upserts.add_clusterendpoint"
 DELETE_CLUSTERS = "upserts.delete_clusterendpoint"
 VIEW_AUDIT = "upserts.view_auditevent"
 
+# Not model permissions: what a page or endpoint declares when no role is needed. Every view
+# declares one of these or a permission above; the ``upserts.E001`` check refuses a view that
+# declares nothing, and the API refuses a method its view does not list.
+ANY_STAFF = "any staff account"
+PUBLIC = "no account"
+
 VIEWERS = "Viewers"
 OPERATORS = "Operators"
 CLUSTER_ADMINS = "Cluster admins"

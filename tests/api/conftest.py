@@ -19,9 +19,8 @@ ROLES = {
 
 
 @pytest.fixture(autouse=True)
-def fast_password_hashing(settings) -> None:
-    """Users are made by the dozen here; the production hasher takes a third of a second."""
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+def _users_made_by_the_dozen(fast_password_hashing) -> None:
+    """Every API test makes users and tokens."""
 
 
 def token_client(user) -> APIClient:

@@ -22,6 +22,8 @@ def log_in(client: Client, role: str) -> None:
         return
     if role == "non_staff":
         user = make_user("outsider", staff=False)
+    elif role == "staff":
+        user = make_user("staff-no-role")
     elif role == "superuser":
         user = make_user("root", superuser=True)
     else:

@@ -26,6 +26,7 @@ from upserts.services.clusters import ClusterInUse
 from upserts.services.job_control import JobActionRefused
 from upserts.services.jobs import IllegalJobTransition
 from upserts.services.uploads import UploadRejected
+from upserts.views.access import public
 
 logger = logging.getLogger(__name__)
 
@@ -152,6 +153,7 @@ def _flatten(details: dict[str, Any], prefix: str = "") -> list[tuple[str, list[
     return flat
 
 
+@public
 @csrf_exempt  # a 404 whatever the method; the CSRF check would answer 403 in HTML first
 def api_not_found(request: HttpRequest) -> JsonResponse:
     """A JSON 404 for any address under /api/ that names no endpoint."""

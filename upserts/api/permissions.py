@@ -1,9 +1,12 @@
-"""Who may call what: staff accounts only, then the role permission each view names.
+"""Who may call what: staff accounts only, then the permission each view declares; deny by
+default.
 
 A view lists the permission each HTTP method needs in ``required_permissions``
-(``{"GET": roles.VIEW_JOBS, "POST": roles.OPERATE_JOBS}``); HEAD and OPTIONS need what GET
-needs. A method the view does not list needs a staff account only (and is then answered 405
-by the view when it has no handler for it).
+(``{"GET": roles.VIEW_JOBS, "POST": roles.OPERATE_JOBS}``; ``roles.ANY_STAFF`` where no role is
+needed); HEAD needs what GET needs, OPTIONS what the first method listed needs. A method the
+view answers but does not list is refused to everyone, so a handler added without a
+permission is closed, not open to all staff (and the ``upserts.E001`` check names it at
+start). A method the view does not answer at all goes through to its 405.
 """
 
 from typing import Any
@@ -29,10 +32,19 @@ _ROLE_GRANTING = {
 }
 
 
-def required_permission(request: Request, view: Any) -> str | None:
+def required_permission(method: str, view: Any) -> str | None:
+    """What ``method`` needs on ``view``, or None when the view declares nothing for it."""
     by_method: dict[str, str] = getattr(view, "required_permissions", {})
-    method = "GET" if request.method in ("HEAD", "OPTIONS") else request.method
-    return by_method.get(method or "")
+    if method == "HEAD":
+        method = "GET"
+    elif method == "OPTIONS":
+        method = next(iter(by_method), "")
+    return by_method.get(method)
+
+
+def answers(method: str, view: Any) -> bool:
+    """Whether ``view`` has a handler for ``method`` (otherwise DRF answers 405)."""
+    return method.lower() in view.http_method_names and hasattr(view, method.lower())
 
 
 def holds_permission(request: Request, permission: str) -> bool:
@@ -43,6 +55,8 @@ def holds_permission(request: Request, permission: str) -> bool:
     ``PERMISSION_CACHE_SECONDS`` instead. Only role changes wait that long: the token itself,
     and whether its user is active and staff, are read afresh on every request.
     """
+    if permission == roles.ANY_STAFF:
+        return True
     user = request.user
     token = request.auth
     if not isinstance(token, ApiToken) or (user.is_active and user.is_superuser):
@@ -62,8 +76,13 @@ class IsStaffWithRole(BasePermission):
             return False  # answered 401 by the view, with WWW-Authenticate
         if not user.is_staff:
             raise PermissionDenied("The API is for staff accounts only.")
-        permission = required_permission(request, view)
-        if permission is not None and not holds_permission(request, permission):
+        method = request.method or ""
+        permission = required_permission(method, view)
+        if permission is None:
+            if not answers(method, view):
+                return True  # answered 405 by the view
+            raise PermissionDenied(f"{method} declares no permission here, so it is refused.")
+        if not holds_permission(request, permission):
             role = _ROLE_GRANTING.get(permission)
             group = f"the {role} group" if role else "a group that grants it"
             raise PermissionDenied(

@@ -2,7 +2,6 @@
 
 from django.urls import include, path, re_path, register_converter
 from django.urls.converters import IntConverter
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from upserts.api import views
 from upserts.api.errors import api_not_found
@@ -46,9 +45,9 @@ v1 = [
 ]
 
 urlpatterns = [
-    path("schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("schema/", views.SchemaView.as_view(), name="schema"),
     # The split view serves Swagger UI's init script as a file: the CSP allows no inline script.
-    path("docs/", SpectacularSwaggerSplitView.as_view(url_name="api:schema"), name="docs"),
+    path("docs/", views.SchemaDocsView.as_view(url_name="api:schema"), name="docs"),
     path("v1/", include(v1)),
     re_path(r"^.*$", api_not_found, name="not-found"),
 ]

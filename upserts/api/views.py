@@ -14,6 +14,7 @@ from django.http import HttpResponseBase, HttpResponseNotModified, StreamingHttp
 from django.utils.http import parse_etags
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 from rest_framework import generics, status
 from rest_framework.exceptions import NotFound
 from rest_framework.parsers import FormParser, MultiPartParser
@@ -79,6 +80,17 @@ def _job_answer(request: Request, job: UpsertJob, status_code: int) -> Response:
     """A job with its address, for the requests that made or changed it."""
     data = JobSerializer(job, context={"request": request}).data
     return Response(data, status=status_code, headers={"Location": data["url"]})
+
+
+# --- the API's own description ------------------------------------------------------------
+
+
+class SchemaView(SpectacularAPIView):
+    required_permissions = {"GET": roles.ANY_STAFF}
+
+
+class SchemaDocsView(SpectacularSwaggerSplitView):
+    required_permissions = {"GET": roles.ANY_STAFF}
 
 
 # --- jobs ---------------------------------------------------------------------------------
@@ -564,7 +576,7 @@ class AuditEventListView(generics.ListAPIView):
 
 
 class EntityLookupView(generics.ListAPIView):
-    required_permissions = {"GET": roles.VIEW_JOBS}
+    required_permissions = {"GET": roles.VIEW_AUDIT}
     serializer_class = EntityWriteSerializer
 
     def get_queryset(self) -> QuerySet[Any]:
@@ -588,6 +600,8 @@ class EntityLookupView(generics.ListAPIView):
 
 class ApiTokenListView(generics.ListAPIView):
     """Any staff account manages its own tokens; no role is needed."""
+
+    required_permissions = {"GET": roles.ANY_STAFF, "POST": roles.ANY_STAFF}
 
     serializer_class = ApiTokenSerializer
 
@@ -634,6 +648,8 @@ class ApiTokenListView(generics.ListAPIView):
 
 
 class ApiTokenDetailView(APIView):
+    required_permissions = {"GET": roles.ANY_STAFF, "DELETE": roles.ANY_STAFF}
+
     def _token(self, request: Request, pk: int) -> ApiToken:
         token = selectors.api_tokens_of(request.user).filter(pk=pk).first()
         if token is None:

@@ -2,12 +2,14 @@
 
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
+from django.views.decorators.http import require_GET
 
-from upserts import selectors
+from upserts import roles, selectors
 from upserts.views.access import staff_required
 
 
-@staff_required()
+@require_GET
+@staff_required(roles.ANY_STAFF)
 def dashboard(request: HttpRequest) -> HttpResponse:
     return render(
         request,

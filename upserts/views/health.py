@@ -5,7 +5,10 @@ from django.http import HttpRequest, JsonResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
+from upserts.views.access import public
 
+
+@public
 @require_GET
 @never_cache
 def healthz(request: HttpRequest) -> JsonResponse:
