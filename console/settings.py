@@ -218,8 +218,12 @@ UPSERT_STALE_GRACE_SECONDS = env.float("UPSERT_STALE_GRACE_SECONDS", default=60.
 UPSERT_MAX_WORKER_STOPS = env.int("UPSERT_MAX_WORKER_STOPS", default=3)
 # A failed row longer than this is kept cut short (its reason says so).
 UPSERT_FAILED_ROW_MAX_BYTES = env.int("UPSERT_FAILED_ROW_MAX_BYTES", default=64 * 1024)
+# A stored upload whose job never committed (its web process was killed between storing the
+# file and committing the job) is removed once this old; hourly, by a beat task.
+UPLOAD_ORPHAN_GRACE_SECONDS = env.float("UPLOAD_ORPHAN_GRACE_SECONDS", default=3600.0)
 CELERY_BEAT_SCHEDULE = {
     "sweep-stale-jobs": {"task": "upserts.sweep_stale_jobs", "schedule": UPSERT_SWEEP_SECONDS},
+    "remove-orphan-uploads": {"task": "upserts.remove_orphan_uploads", "schedule": 3600.0},
 }
 
 # Where a cluster may be: its URL may not reach the denied networks (CIDRs), checked when it is

@@ -199,11 +199,14 @@ def statuses_that_may_become(status: str) -> frozenset[str]:
     return frozenset(source for source, targets in JOB_TRANSITIONS.items() if status in targets)
 
 
+UPLOAD_DIRECTORY = "uploads"
+
+
 def job_upload_path(job: "UpsertJob", filename: str) -> str:
     """A storage name made by the console; the uploaded name never becomes a path."""
     suffixes = "".join(PurePath(filename).suffixes[-2:]).lower()
     safe_suffix = "".join(ch for ch in suffixes if ch.isalnum() or ch == ".")[:20]
-    return f"uploads/{uuid.uuid4().hex}{safe_suffix}"
+    return f"{UPLOAD_DIRECTORY}/{uuid.uuid4().hex}{safe_suffix}"
 
 
 class FileFormat(models.TextChoices):

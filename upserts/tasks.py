@@ -9,7 +9,7 @@ from django.conf import settings
 from django.contrib.contenttypes.models import ContentType
 
 from upserts.models import WorkerHeartbeat
-from upserts.services import jobs
+from upserts.services import jobs, stored_files
 from upserts.services.pipeline import SliceOutcome, run_job_slice
 
 
@@ -47,3 +47,9 @@ def sweep_stale_jobs() -> list[int]:
     for job_id in claimed:
         run_upsert_job.delay(job_id)
     return claimed
+
+
+@shared_task(name="upserts.remove_orphan_uploads")
+def remove_orphan_uploads() -> list[str]:
+    """Remove stored files whose job never committed (a web process killed mid-upload)."""
+    return stored_files.remove_orphan_uploads(grace_seconds=settings.UPLOAD_ORPHAN_GRACE_SECONDS)

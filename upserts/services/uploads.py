@@ -138,16 +138,24 @@ def create_job(
         details = job_summary(job)
         if decompressed is not None:
             details["decompressed_at_upload"] = True
-        with transaction.atomic():
-            job.source_file.save(stored_name, File(stored), save=False)
-            job.save()
-            record_event(
-                action=AuditAction.FILE_UPLOADED,
-                actor=actor,
-                target=job,
-                client_ip=client_ip,
-                details=details,
-            )
+        # Stored before the transaction, so a copy of many gigabytes holds no database lock;
+        # removed again when the job is not committed.
+        job.source_file.save(stored_name, File(stored), save=False)
+        try:
+            with transaction.atomic():
+                job.save()
+                record_event(
+                    action=AuditAction.FILE_UPLOADED,
+                    actor=actor,
+                    target=job,
+                    client_ip=client_ip,
+                    details=details,
+                )
+        except BaseException:
+            # The job was not committed: its file would belong to nobody. (A process killed
+            # before the commit leaves it behind: remove_orphan_uploads takes it later.)
+            job.source_file.storage.delete(job.source_file.name)
+            raise
     except FileFormatError as exc:
         raise UploadRejected(str(exc)) from exc
     finally:
