@@ -388,6 +388,7 @@ class AuditAction(models.TextChoices):
     JOB_CANCELLED = "job.cancelled", "Job cancelled"
     JOB_RETRIED = "job.retried", "Job retried"
     JOB_RESUMED = "job.resumed", "Job resumed"
+    JOB_REQUEUED = "job.requeued", "Job requeued by the sweeper"
     LOGIN_FAILED = "login.failed", "Login failed"
     API_TOKEN_CREATED = "api_token.created", "API token created"
     API_TOKEN_REVOKED = "api_token.revoked", "API token revoked"

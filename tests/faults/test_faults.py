@@ -28,7 +28,15 @@ from tests.conftest import (
 )
 from tests.e2e.conftest import BOOK_FIELDS, book
 from tests.milvus.fake_cluster import FakeCluster
-from upserts.models import ClusterEndpoint, JobStatus, UpsertBatch, UpsertJob
+from tests.milvus.fake_collection import FakeCollection
+from upserts.models import (
+    AuditAction,
+    AuditEvent,
+    ClusterEndpoint,
+    JobStatus,
+    UpsertBatch,
+    UpsertJob,
+)
 from upserts.services import jobs
 from upserts.services.uploads import create_job
 from upserts.tasks import run_upsert_job
@@ -93,6 +101,7 @@ def start_worker(
         return worker
 
     start.queue = queue  # type: ignore[attr-defined]
+    start.started = started  # type: ignore[attr-defined]
     try:
         yield start
     finally:
@@ -152,11 +161,41 @@ def assert_every_row_once(job: UpsertJob, rows: int) -> None:
     assert sum(job.batches.values_list("upsert_count", flat=True)) == rows
 
 
+def contents_of(milvus: LocalMilvus, collection: str) -> dict[int, tuple[str, list[float]]]:
+    """Every entity Milvus holds, read back with strong consistency: id → (title, vector)."""
+    from pymilvus import Collection, connections
+
+    alias = f"read-{uuid.uuid4().hex[:6]}"
+    connections.connect(alias=alias, host="127.0.0.1", port=milvus.port)
+    try:
+        iterator = Collection(collection, using=alias).query_iterator(
+            batch_size=10_000,
+            expr="book_id >= 0",
+            output_fields=["book_id", "title", "emb"],
+            consistency_level="Strong",
+        )
+        held = {}
+        while page := iterator.next():
+            for row in page:
+                held[int(row["book_id"])] = (row["title"], [round(x, 4) for x in row["emb"]])
+        iterator.close()
+        return held
+    finally:
+        connections.disconnect(alias)
+
+
 def assert_landed_exactly(job: UpsertJob, rows: int, milvus: LocalMilvus, collection: str) -> None:
-    """The job succeeded, its batches cover the file once, and Milvus holds every row."""
+    """The job succeeded, its batches cover the file once, and Milvus holds every row of the
+    file with the file's values."""
     assert job.status == JobStatus.SUCCEEDED, job.error_message
     assert_every_row_once(job, rows)
     assert count_in_milvus(milvus, collection) == rows
+    expected = {
+        i: (row["title"], [round(x, 4) for x in row["emb"]])
+        for i in range(1, rows + 1)
+        for row in [book(i)]
+    }
+    assert contents_of(milvus, collection) == expected
 
 
 def upload_books(cluster: ClusterEndpoint, collection: str, rows: int, **options) -> UpsertJob:
@@ -214,6 +253,46 @@ def test_worker_killed_mid_job_then_a_new_worker_finishes_it_exactly(
     assert_landed_exactly(job, 50_000, fault_milvus, collection)
 
 
+@pytest.mark.parametrize("applied", [False, True], ids=["request-lost", "answer-lost"])
+def test_a_worker_killed_between_sending_a_batch_and_committing_it_loses_and_doubles_nothing(
+    fault_redis, start_worker, applied
+):
+    """The kill lands in the one window that matters: batch 3 is sent, not yet committed.
+    Either the cluster never applied it (the request died with its worker) or it did and only
+    the answer was lost; the job resumes at its checkpoint and ends as if nothing happened."""
+    fake = FakeCluster().start()
+    try:
+        collection = FakeCollection(holds={3}).serve(fake)
+        cluster = ClusterEndpoint.objects.create(name="fake", base_url=fake.url)
+        rows = [book(i) for i in range(1, 61)] + [book(i, f"again {i}") for i in range(1, 61, 7)]
+        job = create_job(
+            source=io.BytesIO(b"".join(orjson.dumps(row) + b"\n" for row in rows)),
+            filename="books.jsonl",
+            cluster=cluster,
+            collection_name="books",
+            batch_size=10,
+            max_in_flight=1,
+        )
+        worker = start_worker()
+        send(job, start_worker.queue, fault_redis.url)  # type: ignore[attr-defined]
+        wait_until(lambda: collection.held() == [3], timeout=60)
+        at_kill = UpsertJob.objects.get(pk=job.pk)
+        assert (at_kill.checkpoint_row, at_kill.batches_done) == (20, 2)
+
+        kill_hard(worker)
+        collection.release(apply=applied)
+        start_worker()
+        job = finished(job, timeout=90)
+
+        assert job.status == JobStatus.SUCCEEDED, job.error_message
+        assert_every_row_once(job, len(rows))
+        assert collection.entities == {row["book_id"]: row for row in rows}  # the last wins
+        assert collection.arrived.count(list(range(21, 31))) == 2  # sent again after the kill
+        assert collection.applied.count(list(range(21, 31))) == (2 if applied else 1)
+    finally:
+        fake.stop()
+
+
 def test_milvus_restarted_within_the_retry_budget_loses_nothing(
     books_in_fault_milvus, fault_milvus, fault_redis, start_worker
 ):
@@ -260,15 +339,21 @@ def test_milvus_gone_past_the_retry_budget_fails_the_job_and_resume_finishes_it(
 def test_redis_restarted_mid_job_the_sweeper_sees_the_job_through(
     books_in_fault_milvus, fault_milvus, fault_redis, start_worker
 ):
+    """The host of the worker and the broker restarts: the job's task message is gone with a
+    Redis that keeps nothing on disk, so only the sweeper can find the job again."""
     job, collection = job_under_way(books_in_fault_milvus, fault_redis, start_worker)
-
-    # A Redis that keeps nothing on disk: the running task's message is gone for good.
+    kill_hard(start_worker.started[0])  # type: ignore[attr-defined]
     fault_redis.stop()
     time.sleep(1)
     fault_redis.start()
+    at_restart = UpsertJob.objects.get(pk=job.pk)
+
+    start_worker()
     job = finished(job, timeout=180)
 
     assert_landed_exactly(job, 20_000, fault_milvus, collection)
+    requeued = AuditEvent.objects.filter(action=AuditAction.JOB_REQUEUED, target_id=str(job.pk))
+    assert [e.details["checkpoint_row"] for e in requeued] == [at_restart.checkpoint_row]
 
 
 BOOKS_V1_DESCRIBE = {

@@ -3,7 +3,9 @@ gives: the v2 API, rate limits, proxy error pages, slow answers, refused credent
 and answers too large to read.
 
 Each scripted answer is used once, in order, per (method, path); a request with no answer left
-gets Milvus' own plain-text 404. Every request is recorded with its headers and body.
+goes to the path's responder when one is set (``respond``: a function of the request, for a
+cluster with state, such as ``tests.milvus.fake_collection``), else gets Milvus' own plain-text
+404. Every request is recorded with its headers and body.
 """
 
 import json
@@ -11,6 +13,7 @@ import ssl
 import threading
 import time
 from collections import defaultdict, deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -50,6 +53,9 @@ class FakeCluster:
         default_factory=lambda: defaultdict(deque)
     )
     requests: list[RecordedRequest] = field(default_factory=list)
+    responders: dict[tuple[str, str], Callable[[RecordedRequest], ScriptedAnswer]] = field(
+        default_factory=dict
+    )
     # The most requests that were being answered at one time.
     most_at_once: int = 0
     # Bytes of answer bodies written, counted as they are written.
@@ -94,6 +100,17 @@ class FakeCluster:
             )
         )
 
+    def respond(
+        self,
+        path: str,
+        responder: Callable[[RecordedRequest], ScriptedAnswer],
+        *,
+        method: str = "POST",
+    ) -> None:
+        """Answer ``method path`` by calling ``responder`` (in the server's thread) once no
+        scripted answer is left."""
+        self.responders[(method, path)] = responder
+
     def start(self, *, tls: ssl.SSLContext | None = None) -> "FakeCluster":
         """Serve on a free port of 127.0.0.1; over TLS with ``tls``, a server-side context."""
         cluster = self
@@ -110,24 +127,25 @@ class FakeCluster:
             def _serve(self, method: str) -> None:
                 parts = urlsplit(self.path)
                 length = int(self.headers.get("Content-Length") or 0)
-                cluster.requests.append(
-                    RecordedRequest(
-                        method=method,
-                        path=parts.path,
-                        query=parse_qs(parts.query, keep_blank_values=True),
-                        headers=dict(self.headers.items()),
-                        body=self.rfile.read(length),
-                        client_port=self.client_address[1],
-                    )
+                request = RecordedRequest(
+                    method=method,
+                    path=parts.path,
+                    query=parse_qs(parts.query, keep_blank_values=True),
+                    headers=dict(self.headers.items()),
+                    body=self.rfile.read(length),
+                    client_port=self.client_address[1],
                 )
+                cluster.requests.append(request)
                 queue = cluster.answers.get((method, parts.path))
-                scripted = (
-                    queue.popleft()
-                    if queue
-                    else ScriptedAnswer(
+                responder = cluster.responders.get((method, parts.path))
+                if queue:
+                    scripted = queue.popleft()
+                elif responder is not None:
+                    scripted = responder(request)
+                else:
+                    scripted = ScriptedAnswer(
                         status=404, body=b"404 page not found", content_type="text/plain"
                     )
-                )
                 with cluster._lock:
                     cluster._answering += 1
                     cluster.most_at_once = max(cluster.most_at_once, cluster._answering)

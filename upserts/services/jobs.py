@@ -8,10 +8,12 @@ state machine does not allow.
 from datetime import timedelta
 from typing import Any
 
+from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from upserts.models import JobStatus, UpsertJob, statuses_that_may_become
+from upserts.models import AuditAction, JobStatus, UpsertJob, statuses_that_may_become
+from upserts.services.audit import record_event
 
 
 class IllegalJobTransition(Exception):
@@ -122,7 +124,8 @@ def claim_stale_jobs(*, grace_seconds: float) -> list[int]:
     A job is stale when it is running or validating, or pending after a start, and neither a
     lease nor a queued task has touched it for ``grace_seconds``: its worker died (the lease
     ran out) or its task message was lost (a broker restarted without persistence). Claiming
-    is a conditional update, so two sweepers never queue the same job twice.
+    is a conditional update, so two sweepers never queue the same job twice; each claim is an
+    audit event, so the trail says when a job was picked up again and from which row.
     """
     now = timezone.now()
     cutoff = now - timedelta(seconds=grace_seconds)
@@ -133,9 +136,19 @@ def claim_stale_jobs(*, grace_seconds: float) -> list[int]:
         status=JobStatus.PENDING, queued_at__isnull=False
     )
     claimed = []
-    for job_id in UpsertJob.objects.filter(moving & idle).values_list("pk", flat=True):
-        if UpsertJob.objects.filter(idle, pk=job_id).update(queued_at=now):
-            claimed.append(job_id)
+    for job in UpsertJob.objects.filter(moving & idle):
+        with transaction.atomic():
+            if UpsertJob.objects.filter(idle, pk=job.pk).update(queued_at=now):
+                claimed.append(job.pk)
+                record_event(
+                    action=AuditAction.JOB_REQUEUED,
+                    target=job,
+                    details={
+                        "status": job.status,
+                        "checkpoint_row": job.checkpoint_row,
+                        "idle_seconds": grace_seconds,
+                    },
+                )
     return claimed
 
 

@@ -1,0 +1,189 @@
+"""Whole jobs, run by the worker, against a cluster that refuses, delays and echoes as a test
+chooses: what the cluster ends up holding is compared with the file, row by row."""
+
+import io
+from collections.abc import Iterator
+from typing import Any
+
+import orjson
+import pytest
+from django.test import Client
+from django.urls import reverse
+from rest_framework.test import APIClient
+
+from tests.e2e.conftest import book
+from tests.factories import make_user
+from tests.milvus.fake_cluster import FakeCluster
+from tests.milvus.fake_collection import FakeCollection
+from upserts.models import (
+    AuditEvent,
+    BatchStatus,
+    ClusterEndpoint,
+    EntityWrite,
+    FailedRow,
+    JobStatus,
+    UpsertBatch,
+    UpsertJob,
+)
+from upserts.services.pipeline import SliceOutcome, run_job_slice
+from upserts.services.uploads import create_job
+
+pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeCluster]:
+    cluster = FakeCluster().start()
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+def upload(cluster: ClusterEndpoint, lines: list[bytes], **options: Any) -> UpsertJob:
+    return create_job(
+        source=io.BytesIO(b"\n".join(lines) + b"\n"),
+        filename="books.jsonl",
+        cluster=cluster,
+        collection_name="books",
+        **options,
+    )
+
+
+def last_value_per_key(lines: list[bytes]) -> dict[int, dict[str, Any]]:
+    """What the cluster must hold after the file: each key's last row (bad rows left out)."""
+    expected: dict[int, dict[str, Any]] = {}
+    for line in lines:
+        try:
+            row = orjson.loads(line)
+        except orjson.JSONDecodeError:
+            continue
+        if len(row.get("emb", [])) == 4:
+            expected[row["book_id"]] = row
+    return expected
+
+
+def test_rows_the_cluster_refuses_are_failed_rows_at_their_numbers_and_the_rest_land(
+    fake, run_in_worker
+):
+    collection = FakeCollection(
+        refuse={
+            5: "error: title of 5 is not acceptable",
+            17: "error: 17 clashes with an index",
+            18: "error: 18 clashes with an index",
+            30: "error: the last row is refused",
+        }
+    ).serve(fake)
+    cluster = ClusterEndpoint.objects.create(name="refusing", base_url=fake.url)
+    lines = [orjson.dumps(book(i)) for i in range(1, 31)]
+    # Rows our own checks refuse shift every later row's place in its batch.
+    lines[1] = orjson.dumps({**book(2), "emb": [1.0]})
+    lines.insert(9, b"{not json")
+
+    job = run_in_worker(upload(cluster, lines, batch_size=10))
+
+    assert job.status == JobStatus.PARTIALLY_FAILED, job.error_message
+    failed = {r.row_number: r.reason for r in FailedRow.objects.filter(job=job)}
+    # Book n is row n up to the broken line (row 10), row n + 1 after it.
+    assert sorted(failed) == [2, 5, 10, 18, 19, 31]
+    assert failed[5] == "fail to deal the insert data, error: title of 5 is not acceptable"
+    assert failed[18].endswith("17 clashes with an index")
+    assert failed[31].endswith("the last row is refused")
+    assert FailedRow.objects.get(job=job, row_number=19).entity == book(18)
+    expected = last_value_per_key(lines)
+    for key in (5, 17, 18, 30):
+        del expected[key]
+    assert collection.entities == expected
+    assert (job.rows_read, job.rows_upserted, job.rows_failed) == (31, 25, 6)
+    batches = UpsertBatch.objects.filter(job=job)
+    assert sum(b.upsert_count for b in batches) == 25
+    assert {b.status for b in batches} == {BatchStatus.PARTIALLY_FAILED}
+    written = EntityWrite.objects.filter(job_id=job.pk).values_list("entity_id", flat=True)
+    assert sorted(map(int, written)) == sorted(expected)
+
+
+def test_batches_are_committed_in_file_order_when_a_later_one_answers_first(fake):
+    # The first request answers last: the second is sent beside it and answers at once.
+    collection = FakeCollection(delays={1: 0.8}).serve(fake)
+    cluster = ClusterEndpoint.objects.create(name="slow-first", base_url=fake.url)
+    lines = [orjson.dumps(book(i)) for i in range(1, 41)]
+    job = upload(cluster, lines, batch_size=10, max_in_flight=2)
+
+    assert run_job_slice(job.pk) is SliceOutcome.FINISHED
+
+    assert collection.applied[0] == list(range(11, 21))  # the cluster did answer out of order
+    committed = UpsertBatch.objects.filter(job=job).order_by("pk")
+    assert [b.sequence for b in committed] == [1, 2, 3, 4]
+    assert [b.first_row for b in committed] == [1, 11, 21, 31]
+    job.refresh_from_db()
+    assert (job.checkpoint_row, job.rows_upserted) == (40, 40)
+
+
+def test_a_key_in_flight_is_not_sent_again_until_its_batch_is_answered(fake):
+    # Key 1 is in the first batch and again in the second; the first request is slow. Sent at
+    # once, the second would land first and the first would then overwrite the file's last row.
+    collection = FakeCollection(delays={1: 0.8}).serve(fake)
+    cluster = ClusterEndpoint.objects.create(name="slow-first", base_url=fake.url)
+    lines = [
+        orjson.dumps(row)
+        for row in [book(1, "first"), book(2), book(3, "third"), book(1, "last"), book(4)]
+    ]
+    job = upload(cluster, lines, batch_size=3, max_in_flight=2)
+
+    assert run_job_slice(job.pk) is SliceOutcome.FINISHED
+
+    assert collection.entities == last_value_per_key(lines)
+    assert collection.entities[1]["title"] == "last"
+    assert collection.applied == [[1, 2, 3], [1, 4]]
+    job.refresh_from_db()
+    assert job.duplicate_ids == 1
+
+
+TOKEN = "db_admin:Echoed-Secret-5e1d"
+
+
+def test_a_cluster_that_echoes_the_token_leaks_it_nowhere(fake, run_in_worker, celery_worker):
+    """Milvus puts what it was sent in its messages; a proxy may echo headers. None of it may
+    reach a batch, a failed row, the audit trail, a page, an API answer or the worker's log."""
+
+    def echo(request) -> str:
+        return f"error: refused with Authorization: {request.headers['Authorization']}"
+
+    fake.answer(
+        "/v1/vector/upsert",
+        status=503,
+        body=f"<html>upstream busy; password {TOKEN.partition(':')[2]}</html>".encode(),
+        content_type="text/html",
+    )
+    FakeCollection(refuse={3: echo, 7: echo}).serve(fake)
+    cluster = ClusterEndpoint.objects.create(name="echoing", base_url=fake.url, token=TOKEN)
+    lines = [orjson.dumps(book(i)) for i in range(1, 11)]
+
+    job = run_in_worker(upload(cluster, lines, batch_size=5))
+
+    assert job.status == JobStatus.PARTIALLY_FAILED, job.error_message
+    assert job.rows_failed == 2 and job.rows_upserted == 8
+    assert any(TOKEN in r.headers.get("Authorization", "") for r in fake.requests)
+    reasons = list(FailedRow.objects.filter(job=job).values_list("reason", flat=True))
+    assert all("refused with Authorization: Bearer ***" in r for r in reasons), reasons
+    user = make_user("root", superuser=True)
+    api = APIClient()
+    api.force_authenticate(user)
+    web = Client()
+    web.force_login(user)
+    said = [
+        job.error_message,
+        *UpsertBatch.objects.filter(job=job).values_list("milvus_message", flat=True),
+        *reasons,
+        *FailedRow.objects.filter(job=job).values_list("raw", flat=True),
+        *(orjson.dumps(e.details).decode() + e.target_repr for e in AuditEvent.objects.all()),
+        web.get(reverse("job_detail", args=[job.pk])).content.decode(),
+        b"".join(web.get(reverse("job_failed_rows", args=[job.pk])).streaming_content).decode(),
+        api.get(f"/api/v1/jobs/{job.pk}/").content.decode(),
+        api.get(f"/api/v1/jobs/{job.pk}/batches/").content.decode(),
+        b"".join(api.get(f"/api/v1/jobs/{job.pk}/failed-rows/").streaming_content).decode(),
+        celery_worker.log_path.read_text(),
+    ]
+    for text in said:
+        assert TOKEN not in text
+        assert "Echoed-Secret" not in text
