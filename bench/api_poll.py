@@ -12,7 +12,14 @@ does meanwhile weighs on each alike:
   flood   the same 50 pollers with no pause: what the server does at its limit
 
 and prints p50 / p99 latency of each, and the ratio of the detail's p99 to the health check's
-(target: under 3). PostgreSQL when ``DATABASE_URL`` names one: a scratch database
+(target: under 3).
+
+The pollers are Python threads in this process and cost CPU too. Where they run is part of
+the figure, so the load runs twice, each time against a fresh gunicorn: ``shared`` (pollers
+and gunicorn on every CPU, as a test on one machine would) and ``split`` (gunicorn pinned to
+the first half of the CPUs, the pollers to the other half, with ``sched_setaffinity``), and
+the run prints how much CPU each side used. The database server is not pinned: it shares
+the machine in both. PostgreSQL when ``DATABASE_URL`` names one: a scratch database
 ``bench_api_poll_<random>`` is created on that server and dropped at the end, so the database in
 the URL is never touched. SQLite in a temporary folder otherwise. Everything started is stopped,
 and the scratch files removed, however the run ends.
@@ -134,13 +141,37 @@ def make_fixture() -> Fixture:
 
 
 class Gunicorn:
-    def __init__(self, env: dict[str, str], workdir: Path, workers: int, threads: int) -> None:
+    def __init__(
+        self,
+        env: dict[str, str],
+        workdir: Path,
+        workers: int,
+        threads: int,
+        cpus: set[int] | None = None,
+    ) -> None:
         self.port = free_port()
         self.env = {**os.environ, **env}
         self.log_path = workdir / "gunicorn.log"
         self.workers = workers
         self.threads = threads
+        self.cpus = cpus
         self.process: subprocess.Popen[bytes] | None = None
+
+    def cpu_seconds(self) -> float:
+        """User and system CPU of the master and its workers so far."""
+        assert self.process is not None
+        children = subprocess.run(
+            ["pgrep", "-P", str(self.process.pid)], capture_output=True, text=True
+        ).stdout.split()
+        tick = os.sysconf("SC_CLK_TCK")
+        total = 0.0
+        for pid in [str(self.process.pid), *children]:
+            try:
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            total += (int(fields[11]) + int(fields[12])) / tick
+        return total
 
     @property
     def url(self) -> str:
@@ -167,6 +198,8 @@ class Gunicorn:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
+                # Inherited by every worker the master forks.
+                preexec_fn=(lambda: os.sched_setaffinity(0, self.cpus)) if self.cpus else None,
             )
         wait_for_port(self.port, timeout=60, process=self.process)
         return self
@@ -197,6 +230,7 @@ class Target:
 @dataclass
 class PhaseResult:
     name: str
+    placement: str
     mode: str
     requests: int
     errors: int
@@ -218,6 +252,7 @@ def percentile(sorted_values: list[float], fraction: float) -> float:
 def run_mode(
     targets: list[Target],
     *,
+    placement: str,
     pollers: int,
     seconds: float,
     interval: float | None,
@@ -290,6 +325,7 @@ def run_mode(
         results.append(
             PhaseResult(
                 name=target.name,
+                placement=placement,
                 mode="paced" if interval else "flood",
                 requests=total,
                 errors=total - len(merged),
@@ -307,26 +343,43 @@ def run_mode(
 def print_table(results: list[PhaseResult]) -> None:
     say("")
     say(
-        f"{'endpoint':<24} {'mode':<6} {'requests':>9} {'req/s':>8} {'errors':>7} "
+        f"{'endpoint':<24} {'where':<7} {'mode':<6} {'requests':>9} {'req/s':>8} {'errors':>7} "
         f"{'p50 ms':>8} {'p90 ms':>8} {'p99 ms':>8} {'max ms':>8}"
     )
     for r in results:
         say(
-            f"{r.name:<24} {r.mode:<6} {r.requests:>9} {r.requests_per_second:>8} "
-            f"{r.errors:>7} {r.p50_ms:>8} {r.p90_ms:>8} {r.p99_ms:>8} {r.max_ms:>8}"
+            f"{r.name:<24} {r.placement:<7} {r.mode:<6} {r.requests:>9} "
+            f"{r.requests_per_second:>8} {r.errors:>7} {r.p50_ms:>8} {r.p90_ms:>8} "
+            f"{r.p99_ms:>8} {r.max_ms:>8}"
         )
 
 
 def ratios(results: list[PhaseResult]) -> dict[str, float]:
-    by_key = {(r.name, r.mode): r for r in results}
+    by_key = {(r.name, r.placement, r.mode): r for r in results}
     found = {}
-    for mode in ("paced", "flood"):
-        health = by_key.get(("health", mode))
-        for name in ("job detail", "job detail (304)"):
-            detail = by_key.get((name, mode))
-            if health and detail and health.p99_ms > 0:
-                found[f"{name} / health p99, {mode}"] = round(detail.p99_ms / health.p99_ms, 2)
+    for placement in PLACEMENTS:
+        for mode in ("paced", "flood"):
+            health = by_key.get(("health", placement, mode))
+            for name in ("job detail", "job detail (304)"):
+                detail = by_key.get((name, placement, mode))
+                if health and detail and health.p99_ms > 0:
+                    label = f"{name} / health p99, {placement}, {mode}"
+                    found[label] = round(detail.p99_ms / health.p99_ms, 2)
     return found
+
+
+PLACEMENTS = ("shared", "split")
+
+
+def cpu_sets(placement: str) -> tuple[set[int] | None, set[int] | None]:
+    """(gunicorn's CPUs, the pollers' CPUs) for a placement; None is every CPU."""
+    if placement == "shared":
+        return None, None
+    cpus = sorted(os.sched_getaffinity(0))
+    if len(cpus) < 2:
+        raise SystemExit("the split placement needs two CPUs or more")
+    half = len(cpus) // 2
+    return set(cpus[:half]), set(cpus[half:])
 
 
 # --- the run --------------------------------------------------------------------------------
@@ -346,8 +399,56 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--no-flood", action="store_true", help="skip the as-fast-as-possible phases"
     )
+    parser.add_argument(
+        "--placements",
+        nargs="+",
+        choices=PLACEMENTS,
+        default=list(PLACEMENTS),
+        help="where the pollers run beside gunicorn (both, one after the other)",
+    )
     parser.add_argument("--json-out", type=Path, help="also write the figures here as JSON")
     return parser.parse_args(argv)
+
+
+def run_placement(
+    args: argparse.Namespace, server: Gunicorn, fixture: Fixture, placement: str
+) -> tuple[list[PhaseResult], dict[str, float]]:
+    """Every mode against one server; the results and the CPU each side used meanwhile."""
+    detail_url = f"{server.url}/api/v1/jobs/{fixture.job_id}/"
+    token = {"Authorization": f"Bearer {fixture.key}"}
+    etag = requests.get(detail_url, headers=token, timeout=10).headers["ETag"]
+    say(
+        f"{placement}: gunicorn {args.workers} workers x {args.threads} threads on "
+        f"{server.url}, {args.pollers} pollers, {args.seconds:.0f} s on each endpoint, "
+        f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f} before"
+    )
+    targets = [
+        Target("health", f"{server.url}/healthz", {}, 200),
+        Target("job detail", detail_url, token, 200),
+        Target("job detail (304)", detail_url, {**token, "If-None-Match": etag}, 304),
+    ]
+    modes: list[float | None] = [1.0] if args.no_flood else [1.0, None]
+    server_before, pollers_before = server.cpu_seconds(), time.process_time()
+    results = []
+    for interval in modes:
+        for result in run_mode(
+            targets,
+            placement=placement,
+            pollers=args.pollers,
+            seconds=args.seconds,
+            interval=interval,
+            slice_seconds=args.slice_seconds,
+        ):
+            say(
+                f"  {result.mode:<5} {result.name:<18} p50 {result.p50_ms} ms, "
+                f"p99 {result.p99_ms} ms"
+            )
+            results.append(result)
+    cpu = {
+        "server_cpu_s": round(server.cpu_seconds() - server_before, 2),
+        "pollers_cpu_s": round(time.process_time() - pollers_before, 2),
+    }
+    return results, cpu
 
 
 def stop_on_sigterm() -> None:
@@ -376,36 +477,26 @@ def main(argv: list[str] | None = None) -> int:
             database_url = f"sqlite:///{workdir / 'bench.sqlite3'}"
         env = setup_django(database_url, workdir)
         fixture = make_fixture()
-        server = Gunicorn(env, workdir, args.workers, args.threads).start()
-        detail_url = f"{server.url}/api/v1/jobs/{fixture.job_id}/"
-        token = {"Authorization": f"Bearer {fixture.key}"}
-        etag = requests.get(detail_url, headers=token, timeout=10).headers["ETag"]
-        say(
-            f"gunicorn {args.workers} workers x {args.threads} threads on {server.url}, "
-            f"database {'PostgreSQL' if scratch else 'SQLite'}, {args.pollers} pollers, "
-            f"{args.seconds:.0f} s on each endpoint, {os.cpu_count()} CPUs, load average "
-            f"{os.getloadavg()[0]:.2f} before the run"
-        )
-        targets = [
-            Target("health", f"{server.url}/healthz", {}, 200),
-            Target("job detail", detail_url, token, 200),
-            Target("job detail (304)", detail_url, {**token, "If-None-Match": etag}, 304),
-        ]
-        modes: list[float | None] = [1.0] if args.no_flood else [1.0, None]
-        results = []
-        for interval in modes:
-            for result in run_mode(
-                targets,
-                pollers=args.pollers,
-                seconds=args.seconds,
-                interval=interval,
-                slice_seconds=args.slice_seconds,
-            ):
-                say(
-                    f"  {result.mode:<5} {result.name:<18} p50 {result.p50_ms} ms, "
-                    f"p99 {result.p99_ms} ms"
-                )
-                results.append(result)
+        every_cpu = os.sched_getaffinity(0)
+        results: list[PhaseResult] = []
+        cpu_use: dict[str, dict[str, float]] = {}
+        for placement in args.placements:
+            server_cpus, poller_cpus = cpu_sets(placement)
+            server = Gunicorn(env, workdir, args.workers, args.threads, server_cpus).start()
+            os.sched_setaffinity(0, poller_cpus or every_cpu)
+            try:
+                placed, cpu_use[placement] = run_placement(args, server, fixture, placement)
+                results.extend(placed)
+            finally:
+                os.sched_setaffinity(0, every_cpu)
+                server.stop()
+                server = None
+            say(
+                f"  {placement}: gunicorn on CPUs {sorted(server_cpus or every_cpu)}, pollers "
+                f"on {sorted(poller_cpus or every_cpu)}; CPU used: gunicorn "
+                f"{cpu_use[placement]['server_cpu_s']:.1f} s, pollers "
+                f"{cpu_use[placement]['pollers_cpu_s']:.1f} s"
+            )
         print_table(results)
         found = ratios(results)
         say(
@@ -417,12 +508,19 @@ def main(argv: list[str] | None = None) -> int:
             say(f"{label}: {ratio}x (target < {TARGET_RATIO:g}x: {verdict})")
         if args.json_out:
             args.json_out.write_text(
-                json.dumps({"phases": [asdict(r) for r in results], "ratios": found}, indent=2)
+                json.dumps(
+                    {
+                        "phases": [asdict(r) for r in results],
+                        "ratios": found,
+                        "cpu_seconds": cpu_use,
+                    },
+                    indent=2,
+                )
             )
         failed = [r for r in results if r.errors]
         if failed:
             say(f"\nrequests that failed: {[(r.name, r.mode, r.statuses) for r in failed]}")
-            say(f"gunicorn log: {server.log_path.read_text()[-2000:]}")
+            say(f"gunicorn log: {(workdir / 'gunicorn.log').read_text()[-2000:]}")
             return 1
         return 0
     finally:

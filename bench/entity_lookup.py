@@ -4,7 +4,8 @@ Every upserted id becomes an ``EntityWrite`` row, so the table grows by a file's
 with every job; the lookup page must stay instant however big it gets. This fills a scratch
 database with N rows spread over a few jobs (ids written more than once, and the same id in
 two collections, as re-uploads make them), then times ``selectors.entity_writes`` for ids
-that exist and ids that do not, and, for context, one pipeline-sized insert of 500 rows.
+that exist and ids that do not, and, for context, one pipeline-sized insert of 500 rows by
+``record_entity_writes``, as the pipeline writes them.
 
 PostgreSQL when ``DATABASE_URL`` names one: a scratch database ``bench_lookup_<random>`` is
 created on that server and dropped at the end, so the database in the URL is never touched.
@@ -269,10 +270,12 @@ def query_plan(entity: str, collection: str) -> str:
 
 
 def time_inserts(plans: list[JobPlan], rng: random.Random) -> Timings:
-    """One batch's EntityWrite rows in one transaction, as the pipeline commits a batch."""
+    """One batch's EntityWrite rows in one transaction, by the function the pipeline calls
+    when it commits a batch."""
     from django.db import transaction
 
     from upserts.models import BatchStatus, EntityWrite, UpsertBatch
+    from upserts.services.entity_writes import record_entity_writes
 
     plan = plans[0]
     highest = max(p.first_entity + p.rows for p in plans)
@@ -287,12 +290,13 @@ def time_inserts(plans: list[JobPlan], rng: random.Random) -> Timings:
             status=BatchStatus.SUCCEEDED,
         )
         ids = rng.sample(range(highest), BATCH_ROWS)
-        rows = [EntityWrite(job_id=plan.job_id, batch=batch, entity_id=str(i)) for i in ids]
         started = time.perf_counter()
         with transaction.atomic():
-            EntityWrite.objects.bulk_create(rows)
+            record_entity_writes(job_id=plan.job_id, batch_id=batch.pk, entity_ids=ids)
         timings.append((time.perf_counter() - started) * 1000)
-    return Timings(f"insert {BATCH_ROWS} rows (bulk_create + commit)", timings)
+        if EntityWrite.objects.filter(batch=batch).count() != BATCH_ROWS:
+            raise RuntimeError(f"batch {batch.pk} did not get its {BATCH_ROWS} writes")
+    return Timings(f"insert {BATCH_ROWS} rows (record_entity_writes)", timings)
 
 
 def timed_step(label: str, step: Callable[[], Result]) -> tuple[Result, float]:

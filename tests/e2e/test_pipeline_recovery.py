@@ -224,7 +224,7 @@ def test_v2_cluster_gets_partition_and_token_and_5xx_answers_are_retried(fake_v2
     assert sent.headers["Authorization"] == "Bearer api-key-123"
 
 
-def test_a_job_keeps_its_in_flight_limit_and_commits_batches_in_file_order(fake_v2, upload):
+def test_a_job_keeps_its_in_flight_limit(fake_v2, upload):
     """A built batch waits behind the requests in flight; it is never an extra request."""
     cluster = ClusterEndpoint.objects.create(name="slow", base_url=fake_v2.url, api_version="v2")
     fake_v2.answer("/v2/vectordb/collections/describe", json_body=V2_DESCRIBE)
