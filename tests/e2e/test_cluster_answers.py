@@ -2,7 +2,6 @@
 chooses: what the cluster ends up holding is compared with the file, row by row."""
 
 import io
-from collections.abc import Iterator
 from typing import Any
 
 import orjson
@@ -32,12 +31,8 @@ pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 
 
 @pytest.fixture
-def fake() -> Iterator[FakeCluster]:
-    cluster = FakeCluster().start()
-    try:
-        yield cluster
-    finally:
-        cluster.stop()
+def fake(fake_cluster: FakeCluster) -> FakeCluster:
+    return fake_cluster
 
 
 def upload(cluster: ClusterEndpoint, lines: list[bytes], **options: Any) -> UpsertJob:

@@ -28,7 +28,7 @@ from tests.conftest import (
 )
 from tests.e2e.conftest import BOOK_FIELDS, book
 from tests.milvus.fake_cluster import FakeCluster
-from tests.milvus.fake_collection import FakeCollection
+from tests.milvus.fake_collection import BOOKS_DESCRIBE, FakeCollection
 from upserts.models import (
     AuditAction,
     AuditEvent,
@@ -356,18 +356,7 @@ def test_redis_restarted_mid_job_the_sweeper_sees_the_job_through(
     assert [e.details["checkpoint_row"] for e in requeued] == [at_restart.checkpoint_row]
 
 
-BOOKS_V1_DESCRIBE = {
-    "code": 200,
-    "data": {
-        "collectionName": "books",
-        "enableDynamicField": True,
-        "fields": [
-            {"name": "book_id", "type": "Int64", "primaryKey": True, "autoId": False},
-            {"name": "title", "type": "VarChar(64)", "primaryKey": False, "autoId": False},
-            {"name": "emb", "type": "FloatVector(4)", "primaryKey": False, "autoId": False},
-        ],
-    },
-}
+BOOKS_V1_DESCRIBE = {"code": 200, "data": BOOKS_DESCRIBE}
 
 
 def test_two_workers_given_the_same_job_never_both_send_it(fault_redis, start_worker):
