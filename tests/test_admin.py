@@ -4,7 +4,7 @@ import pytest
 from django.urls import reverse
 
 from tests.factories import make_cluster, make_job, make_user
-from upserts.models import AuditAction, ClusterEndpoint, UpsertBatch
+from upserts.models import AuditAction, AuditEvent, ClusterEndpoint, UpsertBatch
 from upserts.services.audit import record_event
 
 pytestmark = pytest.mark.django_db
@@ -107,3 +107,47 @@ def test_audit_events_are_read_only_in_admin(admin_client):
     )
     page = admin_client.get(reverse("admin:upserts_auditevent_change", args=[event.pk]))
     assert page.status_code == 200 and "Save" not in page.content.decode()
+
+
+def test_every_change_to_a_cluster_in_admin_is_audited_like_on_the_console_pages(admin_client):
+    add = reverse("admin:upserts_clusterendpoint_add")
+    admin_client.post(add, cluster_form(token=TOKEN), REMOTE_ADDR="10.0.0.7")
+    cluster = ClusterEndpoint.objects.get(name="zilliz-prod")
+    change = reverse("admin:upserts_clusterendpoint_change", args=[cluster.pk])
+    admin_client.post(change, cluster_form(default_database="books_db", token="new-key"))
+    admin_client.post(
+        reverse("admin:upserts_clusterendpoint_delete", args=[cluster.pk]), {"post": "yes"}
+    )
+
+    events = list(AuditEvent.objects.order_by("pk"))
+    assert [e.action for e in events] == [
+        AuditAction.CLUSTER_CREATED,
+        AuditAction.CLUSTER_UPDATED,
+        AuditAction.CLUSTER_DELETED,
+    ]
+    assert {e.actor_username for e in events} == {"root"}
+    assert events[0].client_ip == "10.0.0.7" and events[0].details["token_set"] is True
+    assert events[1].details["changes"] == {
+        "default_database": {"from": "default", "to": "books_db"}
+    }
+    assert events[1].details["token_changed"] is True
+    assert not ClusterEndpoint.objects.exists()
+    assert all(TOKEN not in str(e.details) and "new-key" not in str(e.details) for e in events)
+
+
+def test_clusters_deleted_from_the_admin_list_are_audited_and_one_with_jobs_stays(admin_client):
+    used = make_cluster("used")
+    make_job(used)
+    spare = make_cluster("spare")
+
+    response = admin_client.post(
+        reverse("admin:upserts_clusterendpoint_changelist"),
+        {"action": "delete_selected", "_selected_action": [spare.pk, used.pk], "post": "yes"},
+        follow=True,
+    )
+
+    assert response.status_code == 200
+    remaining = set(ClusterEndpoint.objects.values_list("name", flat=True))
+    assert "used" in remaining
+    deleted = AuditEvent.objects.filter(action=AuditAction.CLUSTER_DELETED)
+    assert {e.details["name"] for e in deleted} == {"spare", "used"} - remaining

@@ -7,9 +7,9 @@ the field blank keeps it. Audit events can be read, never added, changed or dele
 from typing import Any
 
 from django import forms
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.db.models import QuerySet
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponseRedirect
 
 from upserts.models import (
     ApiToken,
@@ -19,12 +19,15 @@ from upserts.models import (
     UpsertJob,
     WorkerHeartbeat,
 )
+from upserts.services import clusters
 from upserts.services.api_tokens import revoke_api_token
 from upserts.services.clusters import EDITABLE_CLUSTER_FIELDS
 from upserts.services.logins import client_ip
 
 
 class ClusterEndpointAdminForm(forms.ModelForm):
+    # Not a model field of the form: the stored token is never put in it, and a blank one
+    # means "keep", which the service is told, not the instance.
     token = forms.CharField(
         required=False,
         strip=True,
@@ -35,7 +38,7 @@ class ClusterEndpointAdminForm(forms.ModelForm):
 
     class Meta:
         model = ClusterEndpoint
-        fields = [*EDITABLE_CLUSTER_FIELDS, "token"]
+        fields = list(EDITABLE_CLUSTER_FIELDS)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -46,21 +49,18 @@ class ClusterEndpointAdminForm(forms.ModelForm):
                 "A token is set — type a new one to replace it, or leave blank to keep it."
             )
 
-    def clean_token(self) -> str:
-        new_token: str = self.cleaned_data.get("token", "")
-        if not new_token and self.instance.pk:
-            return ClusterEndpoint.objects.get(pk=self.instance.pk).token
-        return new_token
-
-    def clean(self) -> dict[str, Any]:
-        cleaned = super().clean() or {}
-        if cleaned.get("clear_token"):
-            cleaned["token"] = ""
-        return cleaned
+    def new_token(self) -> str | None:
+        """The token to store: "" to remove it, None to keep the stored one."""
+        if self.cleaned_data.get("clear_token"):
+            return ""
+        return self.cleaned_data.get("token") or None
 
 
 @admin.register(ClusterEndpoint)
 class ClusterEndpointAdmin(admin.ModelAdmin):
+    """Changes go through the cluster services, so the admin writes the same audit events as
+    the console's pages and the API."""
+
     form = ClusterEndpointAdminForm
     list_display = [
         "name",
@@ -80,9 +80,37 @@ class ClusterEndpointAdmin(admin.ModelAdmin):
     def save_model(
         self, request: HttpRequest, obj: ClusterEndpoint, form: Any, change: bool
     ) -> None:
-        if not change:
-            obj.created_by = request.user  # type: ignore[assignment]
-        super().save_model(request, obj, form, change)
+        fields = {name: form.cleaned_data[name] for name in EDITABLE_CLUSTER_FIELDS}
+        token = form.new_token()
+        who = {"actor": request.user, "client_ip": client_ip(request)}
+        if change:
+            stored = ClusterEndpoint.objects.get(pk=obj.pk)
+            clusters.update_cluster(stored, token=token, **who, **fields)
+        else:
+            created = clusters.create_cluster(token=token or "", **who, **fields)
+            obj.pk = created.pk
+            obj._state.adding = False
+
+    def delete_model(self, request: HttpRequest, obj: ClusterEndpoint) -> None:
+        clusters.delete_cluster(obj, actor=request.user, client_ip=client_ip(request))
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[ClusterEndpoint]) -> None:
+        for cluster in queryset:
+            self.delete_model(request, cluster)
+
+    def delete_view(self, request: HttpRequest, object_id: str, extra_context: Any = None) -> Any:
+        try:
+            return super().delete_view(request, object_id, extra_context)
+        except clusters.ClusterInUse as exc:
+            self.message_user(request, str(exc), level=messages.ERROR)
+            return HttpResponseRedirect(request.path)
+
+    def response_action(self, request: HttpRequest, queryset: QuerySet[Any]) -> Any:
+        try:
+            return super().response_action(request, queryset)
+        except clusters.ClusterInUse as exc:
+            self.message_user(request, str(exc), level=messages.ERROR)
+            return HttpResponseRedirect(request.get_full_path())
 
 
 _BATCH_COLUMNS = (
