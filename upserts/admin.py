@@ -80,14 +80,16 @@ class ClusterEndpointAdmin(admin.ModelAdmin):
     def save_model(
         self, request: HttpRequest, obj: ClusterEndpoint, form: Any, change: bool
     ) -> None:
-        fields = {name: form.cleaned_data[name] for name in EDITABLE_CLUSTER_FIELDS}
+        fields: dict[str, Any] = {name: form.cleaned_data[name] for name in EDITABLE_CLUSTER_FIELDS}
         token = form.new_token()
-        who = {"actor": request.user, "client_ip": client_ip(request)}
+        ip = client_ip(request)
         if change:
             stored = ClusterEndpoint.objects.get(pk=obj.pk)
-            clusters.update_cluster(stored, token=token, **who, **fields)
+            clusters.update_cluster(stored, token=token, actor=request.user, client_ip=ip, **fields)
         else:
-            created = clusters.create_cluster(token=token or "", **who, **fields)
+            created = clusters.create_cluster(
+                token=token or "", actor=request.user, client_ip=ip, **fields
+            )
             obj.pk = created.pk
             obj._state.adding = False
 
