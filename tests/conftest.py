@@ -203,6 +203,17 @@ def fake_cluster() -> Iterator[FakeCluster]:
         cluster.stop()
 
 
+@pytest.fixture
+def books_cluster(fake_cluster: FakeCluster, db: None) -> Any:
+    """A cluster whose books collection (``tests.milvus.fake_collection``) answers describe
+    and keeps what it is sent: a target the submit checks accept, without Milvus."""
+    from tests.milvus.fake_collection import FakeCollection
+    from upserts.models import ClusterEndpoint
+
+    FakeCollection().serve(fake_cluster)
+    return ClusterEndpoint.objects.create(name="books-fake", base_url=fake_cluster.url)
+
+
 @pytest.fixture(scope="session")
 def milvus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalMilvus]:
     server = LocalMilvus(tmp_path_factory.mktemp("milvus")).start()

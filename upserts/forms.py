@@ -10,6 +10,7 @@ from django.contrib.auth.models import User
 from django.contrib.auth.signals import user_login_failed
 from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 
+from upserts.job_limits import BATCH_SIZE, MAX_IN_FLIGHT
 from upserts.models import AuditAction, ClusterEndpoint, JobStatus
 from upserts.selectors import enabled_clusters
 from upserts.services.clusters import EDITABLE_CLUSTER_FIELDS
@@ -84,14 +85,17 @@ class UploadForm(forms.Form):
         help_text="JSON, JSON Lines, CSV or Parquet, optionally gzip-compressed.",
     )
     batch_size = forms.IntegerField(
-        min_value=1, max_value=10_000, initial=500, help_text="Rows per upsert request."
+        initial=BATCH_SIZE.default,
+        help_text=BATCH_SIZE.help_text,
+        min_value=BATCH_SIZE.minimum,
+        max_value=BATCH_SIZE.maximum,
     )
     max_in_flight = forms.IntegerField(
         label="Requests in flight",
-        min_value=1,
-        max_value=16,
-        initial=2,
-        help_text="Batches sent at the same time.",
+        initial=MAX_IN_FLIGHT.default,
+        help_text=MAX_IN_FLIGHT.help_text,
+        min_value=MAX_IN_FLIGHT.minimum,
+        max_value=MAX_IN_FLIGHT.maximum,
     )
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:

@@ -17,6 +17,7 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 
 from .fields import EncryptedTextField
+from .job_limits import BATCH_SIZE, MAX_BATCH_BYTES, MAX_IN_FLIGHT
 from .milvus.client import token_problem
 from .milvus.network import NetworkPolicy
 
@@ -238,14 +239,13 @@ class UpsertJob(models.Model):
     )
 
     batch_size = models.PositiveIntegerField(
-        default=500, validators=[MinValueValidator(1), MaxValueValidator(10_000)]
+        default=BATCH_SIZE.default, validators=BATCH_SIZE.validators()
     )
     max_batch_bytes = models.PositiveIntegerField(
-        default=8 * 1024 * 1024,
-        validators=[MinValueValidator(1024), MaxValueValidator(64 * 1024 * 1024)],
+        default=MAX_BATCH_BYTES.default, validators=MAX_BATCH_BYTES.validators()
     )
     max_in_flight = models.PositiveSmallIntegerField(
-        default=2, validators=[MinValueValidator(1), MaxValueValidator(16)]
+        default=MAX_IN_FLIGHT.default, validators=MAX_IN_FLIGHT.validators()
     )
 
     status = models.CharField(

@@ -347,8 +347,8 @@ def test_resuming_a_job_that_did_not_fail_is_a_409(api_as):
     assert response.status_code == 409 and response.json()["code"] == "job_action_refused"
 
 
-def test_retry_failed_starts_a_new_job_from_the_failed_rows(api_as):
-    job = make_job(status=JobStatus.PARTIALLY_FAILED, rows_failed=2)
+def test_retry_failed_starts_a_new_job_from_the_failed_rows(api_as, books_cluster):
+    job = make_job(books_cluster, status=JobStatus.PARTIALLY_FAILED, rows_failed=2)
     add_failed_rows(job, 2)
 
     response = api_as("operator").post(f"/api/v1/jobs/{job.pk}/retry-failed/")
@@ -387,8 +387,8 @@ def upload(client, **fields):
     return client.post("/api/v1/jobs/", data, format="multipart", REMOTE_ADDR="10.9.8.7")
 
 
-def test_create_answers_202_with_the_job_and_its_address_and_audits_it(api_as):
-    cluster = make_cluster("east")
+def test_create_answers_202_with_the_job_and_its_address_and_audits_it(api_as, books_cluster):
+    cluster = books_cluster
 
     response = upload(api_as("operator"), cluster=cluster.pk, batch_size=100)
 

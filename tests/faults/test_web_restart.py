@@ -19,7 +19,7 @@ from django.db import connection, connections
 
 from console.localservices import free_port, wait_for_port
 from tests.conftest import PROJECT_DIR, _database_url_of_test_database, wait_until
-from tests.factories import make_cluster, make_user_with_role
+from tests.factories import make_user_with_role
 from upserts import roles
 from upserts.models import ApiToken, AuditAction, AuditEvent, UpsertJob
 from upserts.services.api_tokens import create_api_token
@@ -134,8 +134,8 @@ def stored_files(web: WebServer) -> list[Path]:
     return sorted(folder.iterdir()) if folder.exists() else []
 
 
-def test_killing_the_web_process_mid_upload_leaves_no_job_file_or_event(web):
-    cluster = make_cluster("target", base_url="http://127.0.0.1:9")
+def test_killing_the_web_process_mid_upload_leaves_no_job_file_or_event(web, books_cluster):
+    cluster = books_cluster
     user = make_user_with_role("operator", roles.OPERATORS)
     key = create_api_token(user=user, name="upload").key
     boundary = uuid.uuid4().hex
@@ -189,9 +189,11 @@ def job_table_locked() -> Iterator[None]:
             other_sqlite.close()
 
 
-def test_killing_the_web_process_after_the_file_is_stored_and_before_its_job_commits(web, settings):
+def test_killing_the_web_process_after_the_file_is_stored_and_before_its_job_commits(
+    web, settings, books_cluster
+):
     """The window that matters: the file is in storage, its job's transaction not committed."""
-    cluster = make_cluster("target", base_url="http://127.0.0.1:9")
+    cluster = books_cluster
     user = make_user_with_role("operator", roles.OPERATORS)
     issued = create_api_token(user=user, name="upload")
     boundary = uuid.uuid4().hex

@@ -42,6 +42,7 @@ class FakeCollection:
     unapplied (a request the cluster never got to, its client gone) or applied.
     """
 
+    name: str = "books"
     primary: str = "book_id"
     entities: dict[Any, dict[str, Any]] = field(default_factory=dict)
     refuse: dict[Any, str | Callable[[RecordedRequest], str]] = field(default_factory=dict)
@@ -69,7 +70,10 @@ class FakeCollection:
             event.set()
 
     def _describe(self, request: RecordedRequest) -> ScriptedAnswer:
-        return _json({"code": 200, "data": BOOKS_DESCRIBE})
+        asked = request.query.get("collectionName", [""])[0]
+        if asked != self.name:
+            return _json({"code": 100, "message": f"can't find collection: {asked}"})
+        return _json({"code": 200, "data": {**BOOKS_DESCRIBE, "collectionName": self.name}})
 
     def _upsert(self, request: RecordedRequest) -> ScriptedAnswer:
         rows = request.json()["data"]

@@ -270,10 +270,10 @@ def test_resuming_a_job_that_did_not_fail_is_refused(operator_client):
 
 
 def test_retrying_failed_rows_makes_a_new_job_from_them(
-    operator_client, django_capture_on_commit_callbacks, monkeypatch
+    operator_client, django_capture_on_commit_callbacks, monkeypatch, books_cluster
 ):
     monkeypatch.setattr("upserts.tasks.run_upsert_job.delay", lambda pk: None)
-    job = _finished_job()
+    job = _finished_job(books_cluster)
 
     with django_capture_on_commit_callbacks(execute=True):
         response = operator_client.post(reverse("job_retry", args=[job.pk]))

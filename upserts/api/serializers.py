@@ -13,6 +13,7 @@ from rest_framework import serializers
 from rest_framework.reverse import reverse
 
 from upserts import selectors
+from upserts.job_limits import BATCH_SIZE, MAX_BATCH_BYTES, MAX_IN_FLIGHT
 from upserts.milvus.schema import CollectionSchema
 from upserts.models import (
     ApiToken,
@@ -29,7 +30,6 @@ from upserts.models import (
 )
 from upserts.services.clusters import EDITABLE_CLUSTER_FIELDS, ConnectionTest
 
-MAX_BATCH_BYTES = 64 * 1024 * 1024
 # The largest id a 64-bit integer column holds: larger ones would fail in the database.
 MAX_ID = 2**63 - 1
 
@@ -181,16 +181,22 @@ class JobCreateSerializer(serializers.Serializer):
         help_text="The target partition (v2 clusters only); the default partition when left out.",
     )
     batch_size = serializers.IntegerField(
-        min_value=1, max_value=10_000, default=500, help_text="Most rows sent in one request."
+        default=BATCH_SIZE.default,
+        help_text=BATCH_SIZE.help_text,
+        min_value=BATCH_SIZE.minimum,
+        max_value=BATCH_SIZE.maximum,
     )
     max_in_flight = serializers.IntegerField(
-        min_value=1, max_value=16, default=2, help_text="Requests sent at the same time."
+        default=MAX_IN_FLIGHT.default,
+        help_text=MAX_IN_FLIGHT.help_text,
+        min_value=MAX_IN_FLIGHT.minimum,
+        max_value=MAX_IN_FLIGHT.maximum,
     )
     max_batch_bytes = serializers.IntegerField(
-        min_value=1024,
-        max_value=MAX_BATCH_BYTES,
-        required=False,
-        help_text="Largest request body in bytes (default 8 MiB).",
+        default=MAX_BATCH_BYTES.default,
+        help_text=MAX_BATCH_BYTES.help_text,
+        min_value=MAX_BATCH_BYTES.minimum,
+        max_value=MAX_BATCH_BYTES.maximum,
     )
 
 

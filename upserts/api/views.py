@@ -49,10 +49,11 @@ from upserts.api.serializers import (
     JobFilterSerializer,
     JobSerializer,
 )
+from upserts.job_limits import JobLimits
 from upserts.models import ApiToken, ClusterEndpoint, UpsertJob
 from upserts.services import api_tokens, clusters, job_control
 from upserts.services.logins import client_ip
-from upserts.services.uploads import create_job
+from upserts.services.submissions import Start, UploadTarget, retry_failed_rows, submit_upload
 
 
 def validated_query(serializer_class: type[BaseSerializer], request: Request) -> dict[str, Any]:
@@ -142,22 +143,24 @@ class JobListView(generics.ListAPIView):
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
         upload = data["file"]
-        # No transaction around the two: create_job inspects the file (seconds for a large
-        # gzip) before its own short transaction, and nothing may hold the database meanwhile.
-        job = create_job(
+        job = submit_upload(
             source=upload,
             filename=upload.name or "upload",
-            cluster=data["cluster"],
-            collection_name=data["collection"],
-            database_name=data["database"],
-            partition_name=data["partition"],
-            batch_size=data["batch_size"],
-            max_in_flight=data["max_in_flight"],
-            max_batch_bytes=data.get("max_batch_bytes"),
+            target=UploadTarget(
+                cluster=data["cluster"],
+                collection_name=data["collection"],
+                database_name=data["database"],
+                partition_name=data["partition"],
+            ),
+            start=Start.QUEUED,
+            limits=JobLimits(
+                batch_size=data["batch_size"],
+                max_in_flight=data["max_in_flight"],
+                max_batch_bytes=data["max_batch_bytes"],
+            ),
             actor=request.user,
             client_ip=client_ip(request),
         )
-        job_control.start_job(job, actor=request.user, client_ip=client_ip(request))
         return _job_answer(request, job, status.HTTP_202_ACCEPTED)
 
 
@@ -353,7 +356,7 @@ class JobRetryFailedView(APIView):
     )
     def post(self, request: Request, pk: int) -> Response:
         with transaction.atomic():
-            retry = job_control.retry_failed_rows(
+            retry = retry_failed_rows(
                 _job_or_404(pk), actor=request.user, client_ip=client_ip(request)
             )
         return _job_answer(request, _job_or_404(retry.pk), status.HTTP_202_ACCEPTED)

@@ -1,19 +1,17 @@
-"""What a person does to a job: start it, cancel it, resume it, retry its failed rows.
+"""What a person does to a job: start it, cancel it, resume it (retrying its failed rows is a
+new submission: ``upserts.services.submissions``).
 
 Each writes an audit event, so the trail answers who did what to which job, and when.
 """
 
-import io
-
-import orjson
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.contrib.auth.models import AnonymousUser
 from django.db import transaction
 
-from upserts.models import AuditAction, FailedRow, JobStatus, UpsertJob
+from upserts.models import AuditAction, JobStatus, UpsertJob
 from upserts.services import jobs
 from upserts.services.audit import record_event
-from upserts.services.uploads import create_job, job_summary
+from upserts.services.uploads import job_summary
 
 Actor = AbstractBaseUser | AnonymousUser | None
 
@@ -29,20 +27,25 @@ def _enqueue(job: UpsertJob) -> None:
     transaction.on_commit(lambda: run_upsert_job.delay(job.pk))
 
 
-def start_job(job: UpsertJob, *, actor: Actor = None, client_ip: str | None = None) -> None:
-    """Queue a pending job for a worker once the surrounding transaction has committed."""
+def start_job(
+    job: UpsertJob, *, actor: Actor = None, client_ip: str | None = None, queue: bool = True
+) -> None:
+    """Start a pending job: queued for a worker once the surrounding transaction has committed,
+    or, with ``queue=False``, left to the caller to run in its own process (still audited)."""
     if job.status != JobStatus.PENDING:
         raise JobActionRefused(
             f"Job {job.pk} is {job.get_status_display().lower()}; only a pending job starts."
         )
-    record_event(
-        action=AuditAction.JOB_STARTED,
-        actor=actor,
-        target=job,
-        client_ip=client_ip,
-        details=job_summary(job),
-    )
-    _enqueue(job)
+    with transaction.atomic():
+        record_event(
+            action=AuditAction.JOB_STARTED,
+            actor=actor,
+            target=job,
+            client_ip=client_ip,
+            details={**job_summary(job), "runs_in": "a worker" if queue else "the command"},
+        )
+        if queue:
+            _enqueue(job)
 
 
 def cancel_job(job: UpsertJob, *, actor: Actor = None, client_ip: str | None = None) -> UpsertJob:
@@ -80,47 +83,3 @@ def resume_job(job: UpsertJob, *, actor: Actor = None, client_ip: str | None = N
     )
     _enqueue(job)
     return job
-
-
-def retry_failed_rows(
-    job: UpsertJob, *, actor: Actor = None, client_ip: str | None = None
-) -> UpsertJob:
-    """A new job, to the same target, from the failed rows that were read as entities.
-
-    Rows that could not even be parsed (a broken JSON line, say) would fail the same way
-    again; they stay in the failed-rows download for a person to fix.
-    """
-    if not job.is_final:
-        raise JobActionRefused(f"Job {job.pk} is still {job.status}; retry once it has ended.")
-    entities = FailedRow.objects.filter(job=job, entity__isnull=False).order_by("row_number")
-    content = io.BytesIO()
-    rows = 0
-    for entity in entities.values_list("entity", flat=True).iterator(chunk_size=2000):
-        content.write(orjson.dumps(entity) + b"\n")
-        rows += 1
-    if not rows:
-        raise JobActionRefused(f"Job {job.pk} has no failed rows that can be sent again.")
-    content.seek(0)
-    retry = create_job(
-        source=content,
-        filename=f"job-{job.pk}-failed-rows.jsonl",
-        cluster=job.cluster,
-        collection_name=job.collection_name,
-        database_name=job.database_name,
-        partition_name=job.partition_name,
-        batch_size=job.batch_size,
-        max_in_flight=job.max_in_flight,
-        max_batch_bytes=job.max_batch_bytes,
-        actor=actor,
-        client_ip=client_ip,
-        retry_of=job,
-    )
-    record_event(
-        action=AuditAction.JOB_RETRIED,
-        actor=actor,
-        target=retry,
-        client_ip=client_ip,
-        details={"retry_of": job.pk, "rows": rows},
-    )
-    start_job(retry, actor=actor, client_ip=client_ip)
-    return retry

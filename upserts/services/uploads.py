@@ -1,6 +1,7 @@
 """Turning an uploaded entity file into a pending upsert job, and starting it."""
 
 import hashlib
+from collections.abc import Callable
 from typing import IO, Any, BinaryIO, cast
 
 from django.conf import settings
@@ -78,11 +79,14 @@ def create_job(
     actor: AbstractBaseUser | AnonymousUser | None = None,
     client_ip: str | None = None,
     retry_of: UpsertJob | None = None,
+    then: Callable[[UpsertJob], None] | None = None,
 ) -> UpsertJob:
     """Store the file, fingerprint it and detect its format; the job waits in ``pending``.
 
     Everything a person can get wrong about the file itself (empty, too big, not a format we
-    read) is refused here, before anything is stored or started.
+    read) is refused here, before anything is stored or started. ``then`` runs in the job's
+    own transaction (``submit_upload`` starts the job there). Entry points call
+    ``upserts.services.submissions.submit_upload``, which checks the target first.
     """
     if not cluster.is_enabled:
         raise UploadRejected(f"Cluster {cluster.name} is disabled; it takes no new jobs.")
@@ -151,6 +155,8 @@ def create_job(
                     client_ip=client_ip,
                     details=details,
                 )
+                if then is not None:
+                    then(job)
         except BaseException:
             # The job was not committed: its file would belong to nobody. (A process killed
             # before the commit leaves it behind: remove_orphan_uploads takes it later.)

@@ -11,6 +11,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from upserts import roles, selectors
 from upserts.forms import UploadForm
+from upserts.job_limits import JobLimits
 from upserts.middleware import accepts_uploads
 from upserts.milvus.errors import ClusterError
 from upserts.models import JobStatus, UpsertJob
@@ -18,7 +19,8 @@ from upserts.services import clusters
 from upserts.services.job_control import JobActionRefused, cancel_job, start_job
 from upserts.services.logins import client_ip
 from upserts.services.preview import preview_job
-from upserts.services.uploads import UploadRejected, check_upload_target, create_job
+from upserts.services.submissions import Start, UploadTarget, submit_upload
+from upserts.services.uploads import UploadRejected
 from upserts.views.access import is_htmx, staff_required
 
 
@@ -65,20 +67,17 @@ def _initial(request: HttpRequest) -> dict[str, Any]:
 def _create_job(request: HttpRequest, form: UploadForm) -> UpsertJob | None:
     data = form.cleaned_data
     try:
-        check_upload_target(
-            cluster=data["cluster"],
-            collection_name=data["collection_name"],
-            database_name=data["database_name"],
-        )
-        return create_job(
+        return submit_upload(
             source=data["file"],
             filename=data["file"].name,
-            cluster=data["cluster"],
-            collection_name=data["collection_name"],
-            database_name=data["database_name"],
-            partition_name=data["partition_name"],
-            batch_size=data["batch_size"],
-            max_in_flight=data["max_in_flight"],
+            target=UploadTarget(
+                cluster=data["cluster"],
+                collection_name=data["collection_name"],
+                database_name=data["database_name"],
+                partition_name=data["partition_name"],
+            ),
+            start=Start.AFTER_PREVIEW,
+            limits=JobLimits(batch_size=data["batch_size"], max_in_flight=data["max_in_flight"]),
             actor=request.user,
             client_ip=client_ip(request),
         )

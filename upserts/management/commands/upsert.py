@@ -7,14 +7,16 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import close_old_connections, connection
 from tqdm import tqdm
 
+from upserts.job_limits import BATCH_SIZE, MAX_IN_FLIGHT, JobLimits
 from upserts.models import ClusterEndpoint, JobStatus, UpsertJob
-from upserts.services.job_control import start_job
 from upserts.services.pipeline import SliceOutcome, run_job_slice
-from upserts.services.uploads import UploadRejected, create_job
+from upserts.services.submissions import Start, UploadTarget, submit_upload
+from upserts.services.uploads import UploadRejected
 
 _POLL_SECONDS = 0.5
 
@@ -30,8 +32,12 @@ class Command(BaseCommand):
         parser.add_argument("--collection", required=True)
         parser.add_argument("--db", default="", help="Database (default: the cluster's).")
         parser.add_argument("--partition", default="", help="Partition (v2 API only).")
-        parser.add_argument("--batch-size", type=int, default=500)
-        parser.add_argument("--in-flight", type=int, default=2, help="Requests in flight.")
+        parser.add_argument(
+            "--batch-size", type=int, default=BATCH_SIZE.default, help=BATCH_SIZE.help_text
+        )
+        parser.add_argument(
+            "--in-flight", type=int, default=MAX_IN_FLIGHT.default, help=MAX_IN_FLIGHT.help_text
+        )
         parser.add_argument("--user", help="Username recorded as the job's creator.")
         parser.add_argument(
             "--wait", action="store_true", help="Queue the job, then follow it to the end."
@@ -58,31 +64,37 @@ class Command(BaseCommand):
             actor = get_user_model().objects.filter(username=options["user"]).first()
             if actor is None:
                 raise CommandError(f"No user named {options['user']!r}.")
+        start = Start.HERE if options["here"] else Start.QUEUED
         try:
             with path.open("rb") as source:
-                job = create_job(
+                job = submit_upload(
                     source=source,
                     filename=path.name,
-                    cluster=cluster,
-                    collection_name=options["collection"],
-                    database_name=options["db"],
-                    partition_name=options["partition"],
-                    batch_size=options["batch_size"],
-                    max_in_flight=options["in_flight"],
+                    target=UploadTarget(
+                        cluster=cluster,
+                        collection_name=options["collection"],
+                        database_name=options["db"],
+                        partition_name=options["partition"],
+                    ),
+                    start=start,
+                    limits=JobLimits(
+                        batch_size=options["batch_size"], max_in_flight=options["in_flight"]
+                    ),
                     actor=actor,
                 )
         except UploadRejected as exc:
             raise CommandError(str(exc)) from exc
+        except ValidationError as exc:
+            raise CommandError(" ".join(exc.messages)) from exc
         self.stdout.write(
             f"Job {job.pk}: {path.name} ({job.file_format}{'.gz' if job.is_gzipped else ''}, "
             f"{job.size_bytes:,} bytes) → {cluster.name}/{job.database_name}/{job.collection_name}"
         )
         worker: threading.Thread | None = None
-        if options["here"]:
+        if start is Start.HERE:
             worker = threading.Thread(target=_run_here, args=(job.pk,), daemon=True)
             worker.start()
         else:
-            start_job(job, actor=actor)
             if not options["wait"]:
                 self.stdout.write("Queued; a Celery worker will send it.")
                 return

@@ -1,0 +1,128 @@
+"""The one way a file becomes a job: the upload form, the API, the ``upsert`` command and
+"retry failed rows" all call ``submit_upload``, so each gets the same checks, the same audit
+events and the same transaction.
+"""
+
+import enum
+import io
+from dataclasses import dataclass
+from typing import IO
+
+import orjson
+
+from upserts.job_limits import DEFAULT_LIMITS, JobLimits
+from upserts.models import AuditAction, ClusterEndpoint, FailedRow, UpsertJob
+from upserts.services.audit import record_event
+from upserts.services.job_control import Actor, JobActionRefused, start_job
+from upserts.services.uploads import check_upload_target, create_job
+
+
+class Start(enum.Enum):
+    """When the job starts once it is created."""
+
+    AFTER_PREVIEW = "after preview"  # the upload form: a person looks at the preview first
+    QUEUED = "queued"  # a worker picks it up as soon as the job is committed
+    HERE = "here"  # the caller runs it in its own process (``upsert --here``)
+
+
+@dataclass(frozen=True)
+class UploadTarget:
+    cluster: ClusterEndpoint
+    collection_name: str
+    database_name: str = ""
+    partition_name: str = ""
+
+
+def submit_upload(
+    *,
+    source: IO[bytes],
+    filename: str,
+    target: UploadTarget,
+    start: Start,
+    limits: JobLimits = DEFAULT_LIMITS,
+    actor: Actor = None,
+    client_ip: str | None = None,
+    retry_of: UpsertJob | None = None,
+) -> UpsertJob:
+    """Check the target with the cluster, store and check the file, create the job and audit
+    it; with ``start`` other than ``AFTER_PREVIEW`` also start it.
+
+    The job, its ``file.uploaded`` and its ``job.started`` events commit together (the file
+    is stored just before and removed if they do not), so no job is ever left created but
+    not started, nor started without its events. Raises ``UploadRejected`` saying what the
+    person who sent the file can do about it.
+    """
+    check_upload_target(
+        cluster=target.cluster,
+        collection_name=target.collection_name,
+        database_name=target.database_name,
+    )
+
+    def started(job: UpsertJob) -> None:
+        if start is not Start.AFTER_PREVIEW:
+            start_job(job, actor=actor, client_ip=client_ip, queue=start is Start.QUEUED)
+
+    return create_job(
+        source=source,
+        filename=filename,
+        cluster=target.cluster,
+        collection_name=target.collection_name,
+        database_name=target.database_name,
+        partition_name=target.partition_name,
+        batch_size=limits.batch_size,
+        max_in_flight=limits.max_in_flight,
+        max_batch_bytes=limits.max_batch_bytes,
+        actor=actor,
+        client_ip=client_ip,
+        retry_of=retry_of,
+        then=started,
+    )
+
+
+def retry_failed_rows(
+    job: UpsertJob, *, actor: Actor = None, client_ip: str | None = None
+) -> UpsertJob:
+    """A new job, to the same target and with the same limits, from the failed rows that were
+    read as entities.
+
+    Rows that could not even be parsed (a broken JSON line, say) would fail the same way
+    again; they stay in the failed-rows download for a person to fix.
+    """
+    if not job.is_final:
+        raise JobActionRefused(f"Job {job.pk} is still {job.status}; retry once it has ended.")
+    entities = FailedRow.objects.filter(job=job, entity__isnull=False).order_by("row_number")
+    content = io.BytesIO()
+    rows = 0
+    for entity in entities.values_list("entity", flat=True).iterator(chunk_size=2000):
+        content.write(orjson.dumps(entity) + b"\n")
+        rows += 1
+    if not rows:
+        raise JobActionRefused(f"Job {job.pk} has no failed rows that can be sent again.")
+    content.seek(0)
+    retry = submit_upload(
+        source=content,
+        filename=f"job-{job.pk}-failed-rows.jsonl",
+        target=UploadTarget(
+            cluster=job.cluster,
+            collection_name=job.collection_name,
+            database_name=job.database_name,
+            partition_name=job.partition_name,
+        ),
+        start=Start.QUEUED,
+        limits=JobLimits(
+            batch_size=job.batch_size,
+            max_in_flight=job.max_in_flight,
+            max_batch_bytes=job.max_batch_bytes,
+        ),
+        actor=actor,
+        client_ip=client_ip,
+        retry_of=job,
+    )
+    record_event(
+        action=AuditAction.JOB_RETRIED,
+        actor=actor,
+        target=retry,
+        client_ip=client_ip,
+        details={"retry_of": job.pk, "rows": rows},
+    )
+    return retry
