@@ -19,6 +19,7 @@ from upserts.models import (
     UpsertBatch,
     UpsertJob,
 )
+from upserts.services.jobs import IllegalJobTransition
 
 pytestmark = pytest.mark.django_db
 
@@ -259,6 +260,23 @@ def test_resuming_a_failed_job_queues_it_from_its_checkpoint(
     job.refresh_from_db()
     assert job.status == JobStatus.PENDING and queued == [job.pk]
     assert f"Job {job.pk} resumes from row 201." in page_text(response)
+
+
+def test_a_resume_that_loses_a_race_is_refused_with_a_message_not_a_server_error(
+    operator_client, monkeypatch
+):
+    """Someone else resumed the job between the page's check and its own update."""
+    job = _finished_job(status=JobStatus.FAILED)
+
+    def raced(job):
+        raise IllegalJobTransition(f"Job {job.pk} is pending; it cannot become pending.")
+
+    monkeypatch.setattr("upserts.services.jobs.mark_resumed", raced)
+
+    response = operator_client.post(reverse("job_resume", args=[job.pk]), follow=True)
+
+    assert response.status_code == 200
+    assert f"Job {job.pk} is pending; it cannot become pending." in page_text(response)
 
 
 def test_resuming_a_job_that_did_not_fail_is_refused(operator_client):

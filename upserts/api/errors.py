@@ -21,11 +21,8 @@ from rest_framework.serializers import as_serializer_error
 from rest_framework.settings import api_settings
 from rest_framework.views import exception_handler, set_rollback
 
+from upserts.errors import ConsoleError
 from upserts.milvus.errors import ClusterError
-from upserts.services.clusters import ClusterInUse
-from upserts.services.job_control import JobActionRefused
-from upserts.services.jobs import IllegalJobTransition
-from upserts.services.uploads import UploadRejected
 from upserts.views.access import public
 
 logger = logging.getLogger(__name__)
@@ -34,14 +31,12 @@ logger = logging.getLogger(__name__)
 _NOT_FOUND_CODES = {100: "collection_not_found", 800: "database_not_found"}
 
 
-class UploadRefused(exceptions.APIException):
-    status_code = status.HTTP_400_BAD_REQUEST
-    default_code = "upload_rejected"
+class Refused(exceptions.APIException):
+    """A ``ConsoleError``, answered with its own status and code."""
 
-
-class Conflict(exceptions.APIException):
-    status_code = status.HTTP_409_CONFLICT
-    default_code = "conflict"
+    def __init__(self, exc: ConsoleError) -> None:
+        super().__init__(exc.message, exc.code)
+        self.status_code = exc.http_status
 
 
 class ClusterFailed(exceptions.APIException):
@@ -63,12 +58,8 @@ class ServerError(exceptions.APIException):
 
 def as_api_exception(exc: Exception) -> Exception:
     """The DRF exception for a service's exception; other exceptions are returned as they are."""
-    if isinstance(exc, UploadRejected):
-        return UploadRefused(str(exc))
-    if isinstance(exc, JobActionRefused | IllegalJobTransition):
-        return Conflict(str(exc), "job_action_refused")
-    if isinstance(exc, ClusterInUse):
-        return Conflict(str(exc), "cluster_in_use")
+    if isinstance(exc, ConsoleError):
+        return Refused(exc)
     if isinstance(exc, ClusterError):
         if exc.code in _NOT_FOUND_CODES:
             return exceptions.NotFound(str(exc), _NOT_FOUND_CODES[exc.code])

@@ -13,6 +13,7 @@ from django.contrib.auth.models import AnonymousUser
 from django.db import transaction
 from django.utils import timezone
 
+from upserts.errors import ConsoleError
 from upserts.milvus.client import ClusterClient, ClusterConfig, make_session
 from upserts.milvus.errors import ClusterError
 from upserts.milvus.network import NetworkPolicy
@@ -61,8 +62,11 @@ def client_for(cluster: ClusterEndpoint) -> ClusterClient:
     return ClusterClient(config, session=_session_for(cluster.pk, config.network_policy))
 
 
-class ClusterInUse(Exception):
+class ClusterInUse(ConsoleError):
     """A cluster with jobs cannot be deleted: the jobs' history would point nowhere."""
+
+    code = "cluster_in_use"
+    http_status = 409
 
 
 # What a person may change on a cluster besides its token (forms, admin, API and audit use it).

@@ -8,6 +8,7 @@ from django.contrib.auth.base_user import AbstractBaseUser
 from django.contrib.auth.models import AnonymousUser
 from django.db import transaction
 
+from upserts.errors import ConsoleError
 from upserts.models import AuditAction, JobStatus, UpsertJob
 from upserts.services import jobs
 from upserts.services.audit import record_event
@@ -16,8 +17,11 @@ from upserts.services.uploads import job_summary
 Actor = AbstractBaseUser | AnonymousUser | None
 
 
-class JobActionRefused(Exception):
+class JobActionRefused(ConsoleError):
     """The job is not in a state that allows the action; the message says why."""
+
+    code = "job_action_refused"
+    http_status = 409
 
 
 def _enqueue(job: UpsertJob) -> None:

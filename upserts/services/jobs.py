@@ -12,12 +12,17 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from upserts.errors import ConsoleError
 from upserts.models import AuditAction, JobStatus, UpsertJob, statuses_that_may_become
 from upserts.services.audit import record_event
 
 
-class IllegalJobTransition(Exception):
-    """The job is not in a status from which the requested one can be reached."""
+class IllegalJobTransition(ConsoleError):
+    """The job is not in a status from which the requested one can be reached (a race with a
+    worker or another person, say)."""
+
+    code = "job_action_refused"
+    http_status = 409
 
 
 def _transition(job: UpsertJob, to: str, **fields: Any) -> UpsertJob:

@@ -10,6 +10,7 @@ from django.contrib.auth.models import AnonymousUser
 from django.core.files import File
 from django.db import transaction
 
+from upserts.errors import ConsoleError
 from upserts.milvus.errors import ClusterError
 from upserts.milvus.schema import CollectionSchema
 from upserts.models import AuditAction, ClusterEndpoint, UpsertJob
@@ -28,8 +29,10 @@ from upserts.validation import blocking_schema_problems
 _HASH_CHUNK = 1024 * 1024
 
 
-class UploadRejected(Exception):
+class UploadRejected(ConsoleError):
     """The file cannot become a job; the message says why, for the person who sent it."""
+
+    code = "upload_rejected"
 
 
 def _size_and_sha256(source: IO[bytes]) -> tuple[int, str]:

@@ -7,6 +7,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from upserts import roles, selectors
+from upserts.errors import ConsoleError
 from upserts.forms import ClusterForm
 from upserts.milvus.errors import ClusterError
 from upserts.models import ClusterEndpoint
@@ -131,7 +132,7 @@ def cluster_delete(request: HttpRequest, pk: int) -> HttpResponse:
     if request.method == "POST":
         try:
             clusters.delete_cluster(cluster, actor=request.user, client_ip=client_ip(request))
-        except clusters.ClusterInUse as exc:
+        except ConsoleError as exc:
             error = str(exc)
         else:
             messages.success(request, f"Cluster {cluster.name} deleted.")

@@ -8,12 +8,12 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
 from upserts import roles, selectors
+from upserts.errors import ConsoleError
 from upserts.forms import JobFilterForm
 from upserts.models import UpsertJob
-from upserts.services.job_control import JobActionRefused, cancel_job, resume_job
+from upserts.services.job_control import cancel_job, resume_job
 from upserts.services.logins import client_ip
 from upserts.services.submissions import retry_failed_rows
-from upserts.services.uploads import UploadRejected
 from upserts.views.access import is_htmx, staff_required
 
 JOBS_PER_PAGE = 25
@@ -96,7 +96,7 @@ def job_cancel(request: HttpRequest, pk: int) -> HttpResponse:
     job = _job_or_404(pk)
     try:
         job = cancel_job(job, actor=request.user, client_ip=client_ip(request))
-    except JobActionRefused as exc:
+    except ConsoleError as exc:
         messages.error(request, str(exc))
     else:
         if job.is_final:
@@ -112,7 +112,7 @@ def job_resume(request: HttpRequest, pk: int) -> HttpResponse:
     job = _job_or_404(pk)
     try:
         resume_job(job, actor=request.user, client_ip=client_ip(request))
-    except JobActionRefused as exc:
+    except ConsoleError as exc:
         messages.error(request, str(exc))
     else:
         messages.success(request, f"Job {job.pk} resumes from row {job.checkpoint_row + 1:,}.")
@@ -125,7 +125,7 @@ def job_retry(request: HttpRequest, pk: int) -> HttpResponse:
     job = _job_or_404(pk)
     try:
         retry = retry_failed_rows(job, actor=request.user, client_ip=client_ip(request))
-    except (JobActionRefused, UploadRejected) as exc:
+    except ConsoleError as exc:
         messages.error(request, str(exc))
         return redirect("job_detail", pk=job.pk)
     messages.success(request, f"Job {retry.pk} sends the failed rows of job {job.pk} again.")

@@ -10,17 +10,17 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from upserts import roles, selectors
+from upserts.errors import ConsoleError
 from upserts.forms import UploadForm
 from upserts.job_limits import JobLimits
 from upserts.middleware import accepts_uploads
 from upserts.milvus.errors import ClusterError
 from upserts.models import JobStatus, UpsertJob
 from upserts.services import clusters
-from upserts.services.job_control import JobActionRefused, cancel_job, start_job
+from upserts.services.job_control import cancel_job, start_job
 from upserts.services.logins import client_ip
 from upserts.services.preview import preview_job
 from upserts.services.submissions import Start, UploadTarget, submit_upload
-from upserts.services.uploads import UploadRejected
 from upserts.views.access import is_htmx, staff_required
 
 
@@ -81,7 +81,7 @@ def _create_job(request: HttpRequest, form: UploadForm) -> UpsertJob | None:
             actor=request.user,
             client_ip=client_ip(request),
         )
-    except UploadRejected as exc:
+    except ConsoleError as exc:
         form.add_error(None, str(exc))
     except ValidationError as exc:
         form.add_error(None, " ".join(exc.messages))
@@ -143,7 +143,7 @@ def upload_start(request: HttpRequest, pk: int) -> HttpResponse:
         return redirect("upload_preview", pk=job.pk)
     try:
         start_job(job, actor=request.user, client_ip=client_ip(request))
-    except JobActionRefused as exc:
+    except ConsoleError as exc:
         messages.error(request, str(exc))
     else:
         messages.success(request, f"Job {job.pk} started.")
@@ -156,7 +156,7 @@ def upload_cancel(request: HttpRequest, pk: int) -> HttpResponse:
     job = get_object_or_404(selectors.job_list(), pk=pk)
     try:
         cancel_job(job, actor=request.user, client_ip=client_ip(request))
-    except JobActionRefused as exc:
+    except ConsoleError as exc:
         messages.error(request, str(exc))
         return redirect("job_detail", pk=job.pk)
     messages.info(request, f"Upload of {job.original_filename} cancelled; nothing was sent.")

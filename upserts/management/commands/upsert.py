@@ -12,11 +12,11 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import close_old_connections, connection
 from tqdm import tqdm
 
+from upserts.errors import ConsoleError
 from upserts.job_limits import BATCH_SIZE, MAX_IN_FLIGHT, JobLimits
 from upserts.models import ClusterEndpoint, JobStatus, UpsertJob
 from upserts.services.pipeline import SliceOutcome, run_job_slice
 from upserts.services.submissions import Start, UploadTarget, submit_upload
-from upserts.services.uploads import UploadRejected
 
 _POLL_SECONDS = 0.5
 
@@ -82,7 +82,7 @@ class Command(BaseCommand):
                     ),
                     actor=actor,
                 )
-        except UploadRejected as exc:
+        except ConsoleError as exc:
             raise CommandError(str(exc)) from exc
         except ValidationError as exc:
             raise CommandError(" ".join(exc.messages)) from exc
