@@ -173,6 +173,22 @@ def test_unchanged_job_answers_304_to_its_etag_and_200_once_it_moves(api_as):
     assert finished.status_code == 304
 
 
+@pytest.mark.parametrize(
+    "change",
+    [{"max_in_flight": 4}, {"batch_size": 7}, {"sha256": "cd" * 32}, {"is_gzipped": True}],
+)
+def test_the_etag_changes_with_every_field_of_the_answer(api_as, change):
+    """Derived from the answer itself: a field the serializer writes cannot be left out."""
+    client = api_as("viewer")
+    job = running_job()
+    etag = client.get(f"/api/v1/jobs/{job.pk}/")["ETag"]
+
+    UpsertJob.objects.filter(pk=job.pk).update(**change)
+    answer = client.get(f"/api/v1/jobs/{job.pk}/", HTTP_IF_NONE_MATCH=etag)
+
+    assert answer.status_code == 200 and answer["ETag"] != etag
+
+
 def test_a_304_costs_the_same_two_queries_as_a_200(api_as, django_assert_num_queries):
     client = api_as("viewer")
     job = running_job()
