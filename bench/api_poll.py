@@ -51,6 +51,7 @@ if str(PROJECT_ROOT) not in sys.path:
 
 import requests  # noqa: E402
 
+from bench.common import percentile, say, setup_django  # noqa: E402
 from bench.scratch_postgres import ScratchPostgres  # noqa: E402
 from console.localservices import free_port, wait_for_port  # noqa: E402
 
@@ -59,28 +60,7 @@ WARM_UP_SECONDS = 2.0
 REQUEST_TIMEOUT_SECONDS = 30.0
 
 
-def say(message: str) -> None:
-    print(message, flush=True)
-
-
 # --- the scratch database -------------------------------------------------------------------
-
-
-def setup_django(database_url: str, workdir: Path) -> dict[str, str]:
-    """Point Django at the scratch database, migrate it; the environment gunicorn gets too."""
-    env = {
-        "DATABASE_URL": database_url,
-        "MEDIA_ROOT": str(workdir / "media"),
-        "DJANGO_SETTINGS_MODULE": "console.settings",
-        "LOG_LEVEL": "ERROR",
-    }
-    os.environ.update(env)
-    import django
-    from django.core.management import call_command
-
-    django.setup()
-    call_command("migrate", verbosity=0)
-    return env
 
 
 @dataclass(frozen=True)
@@ -240,13 +220,6 @@ class PhaseResult:
     p99_ms: float
     max_ms: float
     statuses: dict[str, int]
-
-
-def percentile(sorted_values: list[float], fraction: float) -> float:
-    if not sorted_values:
-        return float("nan")
-    index = min(len(sorted_values) - 1, round(fraction * (len(sorted_values) - 1)))
-    return sorted_values[index]
 
 
 def run_mode(
@@ -475,7 +448,7 @@ def main(argv: list[str] | None = None) -> int:
             database_url = scratch.url
         else:
             database_url = f"sqlite:///{workdir / 'bench.sqlite3'}"
-        env = setup_django(database_url, workdir)
+        env = setup_django(workdir, database_url=database_url, LOG_LEVEL="ERROR")
         fixture = make_fixture()
         every_cpu = os.sched_getaffinity(0)
         results: list[PhaseResult] = []

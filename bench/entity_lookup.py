@@ -17,7 +17,6 @@ SQLite in a temporary folder otherwise.
 
 import argparse
 import json
-import math
 import os
 import random
 import shutil
@@ -34,6 +33,7 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 if str(PROJECT_ROOT) not in sys.path:
     sys.path.insert(0, str(PROJECT_ROOT))
 
+from bench.common import load_average, percentile, say, setup_django  # noqa: E402
 from bench.scratch_postgres import ScratchPostgres  # noqa: E402
 
 BATCH_ROWS = 500
@@ -47,28 +47,7 @@ INSERT_REPEATS = 20
 Result = TypeVar("Result")
 
 
-def say(message: str) -> None:
-    print(message, flush=True)
-
-
-def load_average() -> tuple[float, float, float]:
-    one, five, fifteen = os.getloadavg()
-    return (round(one, 2), round(five, 2), round(fifteen, 2))
-
-
 # --- the scratch database -------------------------------------------------------------------
-
-
-def setup_django(database_url: str, workdir: Path) -> None:
-    """Point Django at the scratch database before it reads its settings, then migrate."""
-    os.environ["DATABASE_URL"] = database_url
-    os.environ["MEDIA_ROOT"] = str(workdir / "media")
-    os.environ["DJANGO_SETTINGS_MODULE"] = "console.settings"
-    import django
-    from django.core.management import call_command
-
-    django.setup()
-    call_command("migrate", verbosity=0)
 
 
 def is_postgres() -> bool:
@@ -199,12 +178,6 @@ def table_size_mb(workdir: Path) -> float:
 
 
 # --- the measurements -----------------------------------------------------------------------
-
-
-def percentile(values: list[float], fraction: float) -> float:
-    """Nearest-rank percentile: with 200 samples, p99 is the second slowest, a real sample."""
-    ordered = sorted(values)
-    return ordered[max(0, math.ceil(fraction * len(ordered)) - 1)]
 
 
 @dataclass
@@ -351,7 +324,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             database_url = f"sqlite:///{workdir / 'lookup.sqlite3'}"
             say(f"scratch SQLite database {workdir / 'lookup.sqlite3'}")
-        setup_django(database_url, workdir)
+        setup_django(workdir, database_url=database_url)
         say(f"loading {args.rows:,} EntityWrite rows over {args.jobs} jobs")
         seconds: dict[str, float] = {}
         plans, seconds["plan"] = timed_step(

@@ -17,7 +17,6 @@ and numpy cost anyway. The targets are 300 MB for the web process and 400 MB for
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 import tempfile
@@ -29,6 +28,8 @@ from typing import Any
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 if str(PROJECT_ROOT) not in sys.path:
     sys.path.insert(0, str(PROJECT_ROOT))
+
+from bench.common import setup_django  # noqa: E402
 
 CORPUS = PROJECT_ROOT / "tests" / "data" / "hostile"
 FIELDS = [
@@ -47,15 +48,6 @@ def peak_mb() -> float:
     status = Path("/proc/self/status").read_text()
     line = next(line for line in status.splitlines() if line.startswith("VmHWM:"))
     return int(line.split()[1]) / 1024
-
-
-def setup_django(workdir: Path) -> None:
-    os.environ["DATABASE_URL"] = f"sqlite:///{workdir / 'bench.sqlite3'}"
-    os.environ["MEDIA_ROOT"] = str(workdir / "media")
-    os.environ["DJANGO_SETTINGS_MODULE"] = "console.settings"
-    import django
-
-    django.setup()
 
 
 def child_baseline() -> dict[str, Any]:
@@ -143,7 +135,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
 
     if args.child:
-        setup_django(Path(args.workdir))
+        setup_django(Path(args.workdir), migrate=False)
         kind, *rest = args.child
         if kind == "baseline":
             result = child_baseline()
@@ -160,9 +152,6 @@ def main(argv: list[str] | None = None) -> None:
     with tempfile.TemporaryDirectory(prefix="hostile-bench-") as folder:
         workdir = Path(folder)
         setup_django(workdir)
-        from django.core.management import call_command
-
-        call_command("migrate", verbosity=0)
         from console.localservices import LocalMilvus, create_collection
         from upserts.models import ClusterEndpoint
 

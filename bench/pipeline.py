@@ -57,6 +57,8 @@ if str(PROJECT_ROOT) not in sys.path:
 import numpy as np  # noqa: E402
 import orjson  # noqa: E402
 
+from bench.common import load_average, say, setup_django  # noqa: E402
+
 COLLECTION = "bench_vectors"
 CLUSTER_NAME = "bench-milvus"
 DIMENSION = 768
@@ -85,15 +87,6 @@ class BenchmarkError(RuntimeError):
 
 
 # --- where the time and the cores went ----------------------------------------------------------
-
-
-def load_average() -> tuple[float, float, float]:
-    one, five, fifteen = os.getloadavg()
-    return (round(one, 2), round(five, 2), round(fifteen, 2))
-
-
-def say(message: str) -> None:
-    print(message, flush=True)
 
 
 def own_cpu_seconds() -> float:
@@ -280,18 +273,6 @@ FILE_WRITERS: dict[str, tuple[str, Callable[[Path, RowSource, int], int]]] = {
 
 
 # --- services -----------------------------------------------------------------------------------
-
-
-def setup_django(workdir: Path) -> None:
-    """A throw-away SQLite database and media folder, set before Django reads its settings."""
-    os.environ["DATABASE_URL"] = f"sqlite:///{workdir / 'bench.sqlite3'}"
-    os.environ["MEDIA_ROOT"] = str(workdir / "media")
-    os.environ["DJANGO_SETTINGS_MODULE"] = "console.settings"
-    import django
-    from django.core.management import call_command
-
-    django.setup()
-    call_command("migrate", verbosity=0)
 
 
 def pin_this_process(cpus: set[int]) -> None:

@@ -90,15 +90,6 @@ def acquire_lease(job_id: int, *, token: str, seconds: float) -> bool:
     )
 
 
-def renew_lease(job_id: int, *, token: str, seconds: float) -> bool:
-    """Extend our own lease; False means it expired and someone else took the job."""
-    return bool(
-        UpsertJob.objects.filter(pk=job_id, lease_token=token).update(
-            lease_expires_at=timezone.now() + timedelta(seconds=seconds)
-        )
-    )
-
-
 def release_lease(job_id: int, *, token: str) -> None:
     """Give the job up; a delivery that gets here ended, so it no longer counts as a stop."""
     UpsertJob.objects.filter(pk=job_id, lease_token=token).update(

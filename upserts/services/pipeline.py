@@ -60,6 +60,13 @@ class SliceOutcome(enum.Enum):
     BUSY = "busy"  # another task holds the job's lease; try again later
 
 
+class StopReason(enum.Enum):
+    """Why a slice stopped sending before the end of the file."""
+
+    CANCEL = "cancel"  # a person asked; the job ends cancelled
+    SLICE_OVER = "slice over"  # the slice's time is up; the job continues in the next task
+
+
 class LeaseLost(Exception):
     """Our lease expired and another task took the job: stop without committing."""
 
@@ -213,10 +220,10 @@ def _send_rows(job: UpsertJob, schema: CollectionSchema, token: str) -> SliceOut
             limits=read_limits(),
         )
         stop_reason = run.send(rows)
-    if stop_reason == "cancel":
+    if stop_reason is StopReason.CANCEL:
         _cancel(job)
         return SliceOutcome.FINISHED
-    if stop_reason == "slice":
+    if stop_reason is StopReason.SLICE_OVER:
         return SliceOutcome.CONTINUE
     _finish(job)
     return SliceOutcome.FINISHED
@@ -238,7 +245,7 @@ class _SliceRun:
         self.in_flight: deque[tuple[PendingBatch, Future[BatchOutcome]]] = deque()
         self.batch = PendingBatch(sequence=job.batches_done + 1, first_row=job.checkpoint_row + 1)
 
-    def send(self, rows: Iterator[SourceRow]) -> str | None:
+    def send(self, rows: Iterator[SourceRow]) -> StopReason | None:
         """Send every row (or until a cancel or the slice's end); the reason it stopped early.
 
         When the file breaks part-way (FileFormatError), the rows before the break are still
@@ -247,7 +254,7 @@ class _SliceRun:
         self._executor = ThreadPoolExecutor(
             max_workers=self.job.max_in_flight, thread_name_prefix="upsert"
         )
-        stop_reason: str | None = None
+        stop_reason: StopReason | None = None
         try:
             try:
                 for row in rows:
@@ -368,11 +375,11 @@ def _prepare_row(
     return prepared
 
 
-def _reason_to_stop(job: UpsertJob, deadline: float) -> str | None:
+def _reason_to_stop(job: UpsertJob, deadline: float) -> StopReason | None:
     if UpsertJob.objects.filter(pk=job.pk, cancel_requested=True).exists():
-        return "cancel"
+        return StopReason.CANCEL
     if time.monotonic() >= deadline:
-        return "slice"
+        return StopReason.SLICE_OVER
     return None
 
 

@@ -32,6 +32,10 @@ class UploadTarget:
     database_name: str = ""
     partition_name: str = ""
 
+    @classmethod
+    def of_job(cls, job: UpsertJob) -> "UploadTarget":
+        return cls(job.cluster, job.collection_name, job.database_name, job.partition_name)
+
 
 def submit_upload(
     *,
@@ -102,12 +106,7 @@ def retry_failed_rows(
     retry = submit_upload(
         source=content,
         filename=f"job-{job.pk}-failed-rows.jsonl",
-        target=UploadTarget(
-            cluster=job.cluster,
-            collection_name=job.collection_name,
-            database_name=job.database_name,
-            partition_name=job.partition_name,
-        ),
+        target=UploadTarget.of_job(job),
         start=Start.QUEUED,
         limits=JobLimits(
             batch_size=job.batch_size,
