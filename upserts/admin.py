@@ -11,6 +11,7 @@ from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponseRedirect
 
+from upserts.client_address import client_ip
 from upserts.models import (
     ApiToken,
     AuditEvent,
@@ -22,7 +23,6 @@ from upserts.models import (
 from upserts.services import clusters
 from upserts.services.api_tokens import revoke_api_token
 from upserts.services.clusters import EDITABLE_CLUSTER_FIELDS
-from upserts.services.logins import client_ip
 
 
 class ClusterEndpointAdminForm(forms.ModelForm):

@@ -10,11 +10,12 @@ from django.contrib.auth.models import User
 from django.contrib.auth.signals import user_login_failed
 from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 
+from upserts.client_address import client_ip
 from upserts.job_limits import BATCH_SIZE, MAX_IN_FLIGHT
 from upserts.models import AuditAction, ClusterEndpoint, JobStatus
 from upserts.selectors import enabled_clusters
 from upserts.services.clusters import EDITABLE_CLUSTER_FIELDS
-from upserts.services.logins import client_ip, seconds_until_login_allowed
+from upserts.services.logins import seconds_until_login_allowed
 
 _DATE = forms.DateInput(attrs={"type": "date"})
 

@@ -54,6 +54,27 @@ def test_the_ip_is_the_peers_address_not_a_forwarded_header(client):
     assert AuditEvent.objects.get().client_ip == "192.0.2.10"
 
 
+def test_behind_a_trusted_proxy_the_ip_is_the_one_the_proxy_appended(client, settings):
+    """A client may send an X-Forwarded-For of its own; the proxy appends the real address."""
+    settings.TRUST_X_FORWARDED_FOR = True
+    log_in(client, "cluster_admin")
+
+    client.post(
+        reverse("cluster_create"),
+        {
+            "name": "prod",
+            "base_url": "http://milvus:19530",
+            "api_version": "v1",
+            "default_database": "default",
+            "request_timeout_seconds": 30,
+        },
+        REMOTE_ADDR="10.0.0.2",
+        HTTP_X_FORWARDED_FOR="6.6.6.6, 203.0.113.66",
+    )
+
+    assert AuditEvent.objects.get().client_ip == "203.0.113.66"
+
+
 @pytest.fixture
 def trail(db):
     alice, bob = make_user("alice"), make_user("bob")

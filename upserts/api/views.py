@@ -51,10 +51,10 @@ from upserts.api.serializers import (
     JobFilterSerializer,
     JobSerializer,
 )
+from upserts.client_address import client_ip
 from upserts.job_limits import JobLimits
 from upserts.models import ApiToken, ClusterEndpoint, UpsertJob
 from upserts.services import api_tokens, clusters, job_control
-from upserts.services.logins import client_ip
 from upserts.services.submissions import Start, UploadTarget, retry_failed_rows, submit_upload
 
 

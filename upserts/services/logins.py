@@ -14,19 +14,9 @@ from django.conf import settings
 from django.http import HttpRequest
 from django.utils import timezone
 
+from upserts.client_address import client_ip
 from upserts.models import AuditAction, AuditEvent
 from upserts.services.audit import record_event
-
-
-def client_ip(request: HttpRequest | None) -> str | None:
-    """The peer address; a proxy's X-Forwarded-For is trusted only when settings say so."""
-    if request is None:
-        return None
-    if settings.TRUST_X_FORWARDED_FOR:
-        forwarded = request.META.get("HTTP_X_FORWARDED_FOR", "")
-        if forwarded:
-            return forwarded.split(",")[0].strip() or None
-    return request.META.get("REMOTE_ADDR") or None
 
 
 def login_throttle_key(username: str) -> str:

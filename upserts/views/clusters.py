@@ -7,12 +7,12 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from upserts import roles, selectors
+from upserts.client_address import client_ip
 from upserts.errors import ConsoleError
 from upserts.forms import ClusterForm
 from upserts.milvus.errors import ClusterError
 from upserts.models import ClusterEndpoint
 from upserts.services import clusters
-from upserts.services.logins import client_ip
 from upserts.validation import schema_warnings
 from upserts.views.access import is_htmx, staff_required
 

@@ -8,11 +8,11 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
 from upserts import roles, selectors
+from upserts.client_address import client_ip
 from upserts.errors import ConsoleError
 from upserts.forms import JobFilterForm
 from upserts.models import UpsertJob
 from upserts.services.job_control import cancel_job, resume_job
-from upserts.services.logins import client_ip
 from upserts.services.submissions import retry_failed_rows
 from upserts.views.access import is_htmx, staff_required
 

@@ -10,6 +10,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from upserts import roles, selectors
+from upserts.client_address import client_ip
 from upserts.errors import ConsoleError
 from upserts.forms import UploadForm
 from upserts.job_limits import JobLimits
@@ -18,7 +19,6 @@ from upserts.milvus.errors import ClusterError
 from upserts.models import JobStatus, UpsertJob
 from upserts.services import clusters
 from upserts.services.job_control import cancel_job, start_job
-from upserts.services.logins import client_ip
 from upserts.services.preview import preview_job
 from upserts.services.submissions import Start, UploadTarget, submit_upload
 from upserts.views.access import is_htmx, staff_required
