@@ -5,7 +5,7 @@ import gzip
 import pytest
 
 from tests.factories import make_cluster, make_job
-from upserts.services.preview import preview_job
+from upserts.preview import preview_job
 
 pytestmark = pytest.mark.django_db
 

@@ -3,8 +3,9 @@
 Every operation gets generated requests, valid and invalid, with the path's ids both random
 and pinned to real objects. No answer may be a server error or break the schema. The cluster
 test and collections endpoints are left out: they talk to a cluster by design, and their 502
-for a cluster that does not answer is tested in test_clusters.py. Any other path to a cluster
-would fail the run, as the cluster client is replaced by one that refuses to be made.
+for a cluster that does not answer is tested in test_clusters.py. Submitting a job asks the
+cluster to describe its collection, so every cluster client is pointed at a fake collection;
+the run fails if anything asks it more than that.
 """
 
 from collections.abc import Iterator
@@ -22,6 +23,9 @@ from schemathesis.specs.openapi.checks import response_schema_conformance
 
 from console.wsgi import application
 from tests.factories import make_cluster, make_job, make_user
+from tests.milvus.fake_cluster import FakeCluster
+from tests.milvus.fake_collection import FakeCollection
+from upserts.milvus.client import ClusterClient, ClusterConfig
 from upserts.models import BatchStatus, FailedRow, JobStatus, UpsertBatch
 from upserts.services.api_tokens import create_api_token
 
@@ -45,15 +49,20 @@ def one_database_transaction() -> Iterator[None]:
 
 
 @pytest.fixture
-def no_cluster_is_ever_called(monkeypatch) -> None:
-    def refuse(cluster: Any) -> Any:
-        raise AssertionError(f"an API call reached the network for cluster {cluster.name}")
+def clusters_reach_only_a_fake(monkeypatch, fake_cluster) -> FakeCluster:
+    FakeCollection().serve(fake_cluster)
 
-    monkeypatch.setattr("upserts.services.clusters.client_for", refuse)
+    def to_the_fake(cluster: Any) -> ClusterClient:
+        return ClusterClient(
+            ClusterConfig(base_url=fake_cluster.url, api_version=cluster.api_version)
+        )
+
+    monkeypatch.setattr("upserts.services.clusters.client_for", to_the_fake)
+    return fake_cluster
 
 
 def test_generated_requests_get_no_server_error_and_answers_that_fit_the_schema(
-    settings, tmp_path, one_database_transaction, no_cluster_is_ever_called
+    settings, tmp_path, one_database_transaction, clusters_reach_only_a_fake
 ):
     settings.MEDIA_ROOT = tmp_path
     user = make_user("root", superuser=True)
@@ -98,6 +107,8 @@ def test_generated_requests_get_no_server_error_and_answers_that_fit_the_schema(
                 )
 
     assert not failures, "\n\n".join(failures)
+    asked = {request.path for request in clusters_reach_only_a_fake.requests}
+    assert asked <= {"/v1/vector/collections/describe", "/v2/vectordb/collections/describe"}
 
 
 def _to_real_cluster(pk: int):

@@ -16,10 +16,10 @@ from django.utils import timezone
 from tests.conftest import PROJECT_DIR, _database_url_of_test_database, wait_until
 from tests.e2e.conftest import book, query
 from upserts.models import AuditAction, AuditEvent, JobStatus, UpsertJob
+from upserts.preview import estimate_rows, preview_job
 from upserts.selectors import job_progress
 from upserts.services.job_control import JobActionRefused, cancel_job, resume_job, start_job
 from upserts.services.pipeline import SliceOutcome, run_job_slice
-from upserts.services.preview import estimate_rows, preview_job
 from upserts.services.submissions import retry_failed_rows
 
 pytestmark = [pytest.mark.milvus, pytest.mark.django_db(transaction=True)]

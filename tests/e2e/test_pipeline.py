@@ -12,8 +12,9 @@ import pytest
 
 from tests.conftest import wait_until
 from tests.e2e.conftest import book, query
+from upserts.exports import failed_rows_jsonl
 from upserts.models import AuditAction, AuditEvent, BatchStatus, FailedRow, JobStatus
-from upserts.selectors import entity_writes, failed_rows_jsonl
+from upserts.selectors import entity_writes
 
 pytestmark = [pytest.mark.milvus, pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 

@@ -27,7 +27,7 @@ from rest_framework.reverse import reverse
 from rest_framework.serializers import BaseSerializer
 from rest_framework.views import APIView
 
-from upserts import roles, selectors
+from upserts import exports, roles, selectors
 from upserts.api import filters
 from upserts.api.errors import ClusterFailed
 from upserts.api.renderers import JsonLinesRenderer
@@ -270,7 +270,7 @@ class JobFailedRowsView(APIView):
     def get(self, request: Request, pk: int) -> HttpResponseBase:
         job = _job_or_404(pk)
         response = StreamingHttpResponse(
-            selectors.failed_rows_jsonl(job), content_type=JsonLinesRenderer.media_type
+            exports.failed_rows_jsonl(job), content_type=JsonLinesRenderer.media_type
         )
         response["Content-Disposition"] = f'attachment; filename="job-{job.pk}-failed-rows.jsonl"'
         return response

@@ -14,6 +14,7 @@ from upserts.errors import ConsoleError
 from upserts.milvus.errors import ClusterError
 from upserts.milvus.schema import CollectionSchema
 from upserts.models import AuditAction, ClusterEndpoint, UpsertJob
+from upserts.preview import estimate_rows
 from upserts.readers import (
     HEAD_BYTES,
     FileFormatError,
@@ -23,7 +24,6 @@ from upserts.readers import (
 )
 from upserts.services.audit import record_event
 from upserts.services.clusters import describe_collection
-from upserts.services.preview import estimate_rows
 from upserts.validation import blocking_schema_problems
 
 _HASH_CHUNK = 1024 * 1024

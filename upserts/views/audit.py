@@ -6,7 +6,7 @@ from django.shortcuts import render
 from django.utils import timezone
 from django.views.decorators.http import require_GET
 
-from upserts import roles, selectors
+from upserts import exports, roles, selectors
 from upserts.forms import AuditFilterForm, EntityLookupForm
 from upserts.views.access import staff_required
 
@@ -34,7 +34,7 @@ def audit_export(request: HttpRequest) -> StreamingHttpResponse:
     filters = AuditFilterForm(request.GET or None)
     events = selectors.audit_events(**filters.selector_arguments())
     response = StreamingHttpResponse(
-        selectors.audit_events_csv(events), content_type="text/csv; charset=utf-8"
+        exports.audit_events_csv(events), content_type="text/csv; charset=utf-8"
     )
     filename = f"audit-{timezone.now():%Y%m%d-%H%M%S}.csv"
     response["Content-Disposition"] = f'attachment; filename="{filename}"'

@@ -7,7 +7,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
-from upserts import roles, selectors
+from upserts import exports, roles, selectors
 from upserts.client_address import client_ip
 from upserts.errors import ConsoleError
 from upserts.forms import JobFilterForm
@@ -137,7 +137,7 @@ def job_retry(request: HttpRequest, pk: int) -> HttpResponse:
 def job_failed_rows(request: HttpRequest, pk: int) -> StreamingHttpResponse:
     job = get_object_or_404(UpsertJob, pk=pk)
     response = StreamingHttpResponse(
-        selectors.failed_rows_jsonl(job), content_type="application/x-ndjson"
+        exports.failed_rows_jsonl(job), content_type="application/x-ndjson"
     )
     # The name is made here from the job number; the uploaded file's name never reaches it.
     response["Content-Disposition"] = f'attachment; filename="job-{job.pk}-failed-rows.jsonl"'

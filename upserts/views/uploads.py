@@ -17,9 +17,9 @@ from upserts.job_limits import JobLimits
 from upserts.middleware import accepts_uploads
 from upserts.milvus.errors import ClusterError
 from upserts.models import JobStatus, UpsertJob
+from upserts.preview import preview_job
 from upserts.services import clusters
 from upserts.services.job_control import cancel_job, start_job
-from upserts.services.preview import preview_job
 from upserts.services.submissions import Start, UploadTarget, submit_upload
 from upserts.views.access import is_htmx, staff_required
 

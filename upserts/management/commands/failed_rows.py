@@ -5,8 +5,8 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from upserts.exports import failed_rows_jsonl
 from upserts.models import UpsertJob
-from upserts.selectors import failed_rows_jsonl
 
 
 class Command(BaseCommand):
