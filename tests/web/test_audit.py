@@ -35,9 +35,9 @@ def test_every_event_shows_actor_time_ip_action_target_and_details(viewer_client
     assert "<b>latency_ms</b> 17" in page
 
 
-def test_the_ip_is_the_peers_address_not_a_forwarded_header(client):
+def audited_ip(client, *, remote: str, forwarded: str) -> str:
+    """The IP the audit trail records for a cluster created from ``remote`` with that header."""
     log_in(client, "cluster_admin")
-
     client.post(
         reverse("cluster_create"),
         {
@@ -47,32 +47,23 @@ def test_the_ip_is_the_peers_address_not_a_forwarded_header(client):
             "default_database": "default",
             "request_timeout_seconds": 30,
         },
-        REMOTE_ADDR="192.0.2.10",
-        HTTP_X_FORWARDED_FOR="203.0.113.66",
+        REMOTE_ADDR=remote,
+        HTTP_X_FORWARDED_FOR=forwarded,
     )
+    return AuditEvent.objects.get().client_ip
 
-    assert AuditEvent.objects.get().client_ip == "192.0.2.10"
+
+def test_the_ip_is_the_peers_address_not_a_forwarded_header(client):
+    assert audited_ip(client, remote="192.0.2.10", forwarded="203.0.113.66") == "192.0.2.10"
 
 
 def test_behind_a_trusted_proxy_the_ip_is_the_one_the_proxy_appended(client, settings):
     """A client may send an X-Forwarded-For of its own; the proxy appends the real address."""
     settings.TRUST_X_FORWARDED_FOR = True
-    log_in(client, "cluster_admin")
 
-    client.post(
-        reverse("cluster_create"),
-        {
-            "name": "prod",
-            "base_url": "http://milvus:19530",
-            "api_version": "v1",
-            "default_database": "default",
-            "request_timeout_seconds": 30,
-        },
-        REMOTE_ADDR="10.0.0.2",
-        HTTP_X_FORWARDED_FOR="6.6.6.6, 203.0.113.66",
-    )
+    ip = audited_ip(client, remote="10.0.0.2", forwarded="6.6.6.6, 203.0.113.66")
 
-    assert AuditEvent.objects.get().client_ip == "203.0.113.66"
+    assert ip == "203.0.113.66"
 
 
 @pytest.fixture
