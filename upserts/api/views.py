@@ -15,7 +15,12 @@ from django.db.models import QuerySet
 from django.http import HttpResponseBase, HttpResponseNotModified, StreamingHttpResponse
 from django.utils.http import parse_etags
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    extend_schema_view,
+)
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 from rest_framework import generics, status
 from rest_framework.exceptions import NotFound
@@ -103,6 +108,14 @@ _JOB_ACTION_RESPONSES = {
 }
 
 
+@extend_schema_view(
+    get=extend_schema(
+        tags=["jobs"],
+        summary="List jobs",
+        description="Upsert jobs, newest first unless `ordering` says otherwise, paginated.",
+        parameters=[JobFilterSerializer],
+    )
+)
 class JobListView(generics.ListAPIView):
     required_permissions = {"GET": roles.VIEW_JOBS, "POST": roles.OPERATE_JOBS}
     # Takes file parts (upserts.middleware); the body is parsed only after the permission check.
@@ -112,15 +125,6 @@ class JobListView(generics.ListAPIView):
 
     def get_queryset(self) -> QuerySet[UpsertJob]:
         return filters.jobs_matching(validated_query(JobFilterSerializer, self.request))
-
-    @extend_schema(
-        tags=["jobs"],
-        summary="List jobs",
-        description="Upsert jobs, newest first unless `ordering` says otherwise, paginated.",
-        parameters=[JobFilterSerializer],
-    )
-    def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
-        return super().get(request, *args, **kwargs)
 
     @extend_schema(
         tags=["jobs"],
@@ -225,20 +229,19 @@ class JobDetailView(APIView):
         return Response(data, headers=headers)
 
 
+@extend_schema_view(
+    get=extend_schema(
+        tags=["jobs"],
+        summary="List a job's batches",
+        description="The saved outcome of each batch the job sent, in order, paginated.",
+    )
+)
 class JobBatchesView(generics.ListAPIView):
     required_permissions = {"GET": roles.VIEW_JOBS}
     serializer_class = BatchSerializer
 
     def get_queryset(self) -> QuerySet[Any]:
         return selectors.job_batches(_job_or_404(self.kwargs["pk"]))
-
-    @extend_schema(
-        tags=["jobs"],
-        summary="List a job's batches",
-        description="The saved outcome of each batch the job sent, in order, paginated.",
-    )
-    def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
-        return super().get(request, *args, **kwargs)
 
 
 class JobFailedRowsView(APIView):
@@ -358,20 +361,19 @@ _CLUSTER_FAILED = OpenApiResponse(
 )
 
 
+@extend_schema_view(
+    get=extend_schema(
+        tags=["clusters"],
+        summary="List clusters",
+        description="Registered clusters, by name. The token is never shown, only `has_token`.",
+    )
+)
 class ClusterListView(generics.ListAPIView):
     required_permissions = {"GET": roles.VIEW_CLUSTERS, "POST": roles.ADD_CLUSTERS}
     serializer_class = ClusterSerializer
 
     def get_queryset(self) -> QuerySet[ClusterEndpoint]:
         return selectors.cluster_list()
-
-    @extend_schema(
-        tags=["clusters"],
-        summary="List clusters",
-        description="Registered clusters, by name. The token is never shown, only `has_token`.",
-    )
-    def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
-        return super().get(request, *args, **kwargs)
 
     @extend_schema(
         tags=["clusters"],
@@ -548,6 +550,14 @@ class ClusterCollectionView(APIView):
 # --- audit and entities -------------------------------------------------------------------
 
 
+@extend_schema_view(
+    get=extend_schema(
+        tags=["audit"],
+        summary="List audit events",
+        description="Who did what to which object, when and from where; newest first.",
+        parameters=[AuditFilterSerializer],
+    )
+)
 class AuditEventListView(generics.ListAPIView):
     required_permissions = {"GET": roles.VIEW_AUDIT}
     serializer_class = AuditEventSerializer
@@ -555,24 +565,9 @@ class AuditEventListView(generics.ListAPIView):
     def get_queryset(self) -> QuerySet[Any]:
         return filters.audit_events_matching(validated_query(AuditFilterSerializer, self.request))
 
-    @extend_schema(
-        tags=["audit"],
-        summary="List audit events",
-        description="Who did what to which object, when and from where; newest first.",
-        parameters=[AuditFilterSerializer],
-    )
-    def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
-        return super().get(request, *args, **kwargs)
 
-
-class EntityLookupView(generics.ListAPIView):
-    required_permissions = {"GET": roles.VIEW_AUDIT}
-    serializer_class = EntityWriteSerializer
-
-    def get_queryset(self) -> QuerySet[Any]:
-        return filters.entity_writes_matching(validated_query(EntityLookupSerializer, self.request))
-
-    @extend_schema(
+@extend_schema_view(
+    get=extend_schema(
         tags=["entities"],
         summary="Find the jobs that wrote an entity",
         description=(
@@ -581,13 +576,25 @@ class EntityLookupView(generics.ListAPIView):
         ),
         parameters=[EntityLookupSerializer],
     )
-    def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
-        return super().get(request, *args, **kwargs)
+)
+class EntityLookupView(generics.ListAPIView):
+    required_permissions = {"GET": roles.VIEW_AUDIT}
+    serializer_class = EntityWriteSerializer
+
+    def get_queryset(self) -> QuerySet[Any]:
+        return filters.entity_writes_matching(validated_query(EntityLookupSerializer, self.request))
 
 
 # --- API tokens ---------------------------------------------------------------------------
 
 
+@extend_schema_view(
+    get=extend_schema(
+        tags=["tokens"],
+        summary="List your API tokens",
+        description="Your tokens, revoked ones included; never their keys.",
+    )
+)
 class ApiTokenListView(generics.ListAPIView):
     """Any staff account manages its own tokens; no role is needed."""
 
@@ -597,14 +604,6 @@ class ApiTokenListView(generics.ListAPIView):
 
     def get_queryset(self) -> QuerySet[ApiToken]:
         return selectors.api_tokens_of(self.request.user)
-
-    @extend_schema(
-        tags=["tokens"],
-        summary="List your API tokens",
-        description="Your tokens, revoked ones included; never their keys.",
-    )
-    def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
-        return super().get(request, *args, **kwargs)
 
     @extend_schema(
         tags=["tokens"],
