@@ -181,3 +181,18 @@ def test_retrying_failed_rows_is_a_submission_checked_against_the_cluster(
         AuditAction.JOB_RETRIED,
     ]
     assert no_queue == [job.pk, retry.pk]
+
+
+def test_a_disabled_cluster_or_a_v1_partition_is_refused_without_asking_the_cluster(
+    books_cluster, fake_cluster, tmp_path
+):
+    refused_partition = through_the_command(
+        None, books_cluster, "books", "--partition", "p1", tmp_path=tmp_path
+    )
+    books_cluster.is_enabled = False
+    books_cluster.save()
+    refused_disabled = through_the_command(None, books_cluster, "books", tmp_path=tmp_path)
+
+    assert refused_partition == "The v1 REST API cannot upsert into a partition; leave it empty."
+    assert refused_disabled == "Cluster books-fake is disabled; it takes no new jobs."
+    assert fake_cluster.requests == [] and not UpsertJob.objects.exists()

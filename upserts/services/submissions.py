@@ -60,6 +60,7 @@ def submit_upload(
         cluster=target.cluster,
         collection_name=target.collection_name,
         database_name=target.database_name,
+        partition_name=target.partition_name,
     )
 
     def started(job: UpsertJob) -> None:

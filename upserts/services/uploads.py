@@ -47,15 +47,22 @@ def _size_and_sha256(source: IO[bytes]) -> tuple[int, str]:
 
 
 def check_upload_target(
-    *, cluster: ClusterEndpoint, collection_name: str, database_name: str = ""
+    *,
+    cluster: ClusterEndpoint,
+    collection_name: str,
+    database_name: str = "",
+    partition_name: str = "",
 ) -> CollectionSchema:
     """The target collection's schema, if it can take upserts at all.
 
-    Asks the cluster, so a missing collection or an autoID collection (which Milvus never lets
-    anyone upsert into) is refused on the upload form instead of failing a job later.
+    What the cluster's settings alone rule out is refused first, without a request; then the
+    cluster is asked, so a missing collection or an autoID collection (which Milvus never lets
+    anyone upsert into) is refused when the file is sent instead of failing a job later.
     """
     if not cluster.is_enabled:
         raise UploadRejected(f"Cluster {cluster.name} is disabled; it takes no new jobs.")
+    if cluster.api_version == ClusterEndpoint.ApiVersion.V1 and partition_name:
+        raise UploadRejected("The v1 REST API cannot upsert into a partition; leave it empty.")
     try:
         schema = describe_collection(cluster, collection_name, database_name)
     except ClusterError as exc:
@@ -87,14 +94,11 @@ def create_job(
     """Store the file, fingerprint it and detect its format; the job waits in ``pending``.
 
     Everything a person can get wrong about the file itself (empty, too big, not a format we
-    read) is refused here, before anything is stored or started. ``then`` runs in the job's
+    read) is refused here, before anything is stored or started; the target is checked before,
+    by ``check_upload_target``. ``then`` runs in the job's
     own transaction (``submit_upload`` starts the job there). Entry points call
     ``upserts.services.submissions.submit_upload``, which checks the target first.
     """
-    if not cluster.is_enabled:
-        raise UploadRejected(f"Cluster {cluster.name} is disabled; it takes no new jobs.")
-    if cluster.api_version == ClusterEndpoint.ApiVersion.V1 and partition_name:
-        raise UploadRejected("The v1 REST API cannot upsert into a partition; leave it empty.")
     size, sha256 = _size_and_sha256(source)
     if size == 0:
         raise UploadRejected(f"{filename} is empty.")
