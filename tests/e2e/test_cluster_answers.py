@@ -98,7 +98,7 @@ def test_rows_the_cluster_refuses_are_failed_rows_at_their_numbers_and_the_rest_
 
 
 def test_batches_are_committed_in_file_order_when_a_later_one_answers_first(fake):
-    # The first request answers last: the second is sent beside it and answers at once.
+    # The first batch (keys 1-10) answers last: the second is sent beside it, answers at once.
     collection = FakeCollection(delays={1: 0.8}).serve(fake)
     cluster = ClusterEndpoint.objects.create(name="slow-first", base_url=fake.url)
     lines = [orjson.dumps(book(i)) for i in range(1, 41)]
@@ -117,7 +117,7 @@ def test_batches_are_committed_in_file_order_when_a_later_one_answers_first(fake
 def test_a_key_in_flight_is_not_sent_again_until_its_batch_is_answered(fake):
     # Key 1 is in the first batch and again in the second; the first request is slow. Sent at
     # once, the second would land first and the first would then overwrite the file's last row.
-    collection = FakeCollection(delays={1: 0.8}).serve(fake)
+    collection = FakeCollection(delays={2: 0.8}).serve(fake)  # key 2: the first batch only
     cluster = ClusterEndpoint.objects.create(name="slow-first", base_url=fake.url)
     lines = [
         orjson.dumps(row)

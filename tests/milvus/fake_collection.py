@@ -36,17 +36,19 @@ class FakeCollection:
     """The books collection of ``tests.e2e.conftest``, in memory.
 
     ``refuse[key]`` is the reason a request holding that key is refused (a callable of the
-    request may put what it saw in it, as a cluster echoing a header would). The n-th upsert
-    request (from 1, in order of arrival) waits ``delays[n]`` seconds before it is applied and
-    answered, or, when ``n`` is in ``holds``, until ``release`` is called: then it is dropped
-    unapplied (a request the cluster never got to, its client gone) or applied.
+    request may put what it saw in it, as a cluster echoing a header would). A request holding
+    a key of ``delays`` waits that many seconds before it is applied and answered (by key, not
+    by order of arrival: two requests sent at once may arrive either way round). The n-th
+    upsert request (from 1, in order of arrival) waits, when ``n`` is in ``holds``, until
+    ``release`` is called: then it is dropped unapplied (a request the cluster never got to,
+    its client gone) or applied.
     """
 
     name: str = "books"
     primary: str = "book_id"
     entities: dict[Any, dict[str, Any]] = field(default_factory=dict)
     refuse: dict[Any, str | Callable[[RecordedRequest], str]] = field(default_factory=dict)
-    delays: dict[int, float] = field(default_factory=dict)
+    delays: dict[Any, float] = field(default_factory=dict)
     holds: set[int] = field(default_factory=set)
     # The keys of each upsert request, in order of arrival, and of each applied, in order.
     arrived: list[list[Any]] = field(default_factory=list)
@@ -86,7 +88,7 @@ class FakeCollection:
             self._held[number].wait()
             if not self._apply_held:
                 return ScriptedAnswer(status=503, body=b"dropped", content_type="text/plain")
-        time.sleep(self.delays.get(number, 0.0))
+        time.sleep(max((self.delays.get(key, 0.0) for key in keys), default=0.0))
         for key in keys:
             if key in self.refuse:
                 reason = self.refuse[key]
