@@ -11,11 +11,12 @@ from django.contrib.auth.signals import user_login_failed
 from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 
 from upserts.client_address import client_ip
-from upserts.job_limits import BATCH_SIZE, MAX_IN_FLIGHT
+from upserts.job_limits import BATCH_SIZE, MAX_IN_FLIGHT, JobLimits
 from upserts.models import AuditAction, ClusterEndpoint, JobStatus
 from upserts.selectors import enabled_clusters
 from upserts.services.clusters import EDITABLE_CLUSTER_FIELDS
 from upserts.services.logins import seconds_until_login_allowed
+from upserts.services.submissions import UploadTarget
 
 _DATE = forms.DateInput(attrs={"type": "date"})
 
@@ -107,14 +108,57 @@ class UploadForm(forms.Form):
             {"accept": accept, "data-max-bytes": str(settings.UPLOAD_MAX_BYTES)}
         )
 
+    def upload_target(self) -> UploadTarget:
+        data = self.cleaned_data
+        return UploadTarget(
+            data["cluster"], data["collection_name"], data["database_name"], data["partition_name"]
+        )
 
-class JobFilterForm(forms.Form):
+    def job_limits(self) -> JobLimits:
+        return JobLimits(self.cleaned_data["batch_size"], self.cleaned_data["max_in_flight"])
+
+
+class ListFilterForm(forms.Form):
+    """What every list's filters share: a search box, who, and which days, both ends included.
+
+    Subclasses add their own fields and name them for their selector in ``filter_arguments``.
+    """
+
     label_suffix = ""
-    q = forms.CharField(
-        label="Search",
-        required=False,
-        widget=forms.TextInput(attrs={"placeholder": "file, collection, sha256 or #job"}),
-    )
+    search_placeholder = ""
+    q = forms.CharField(label="Search", required=False)
+    user = forms.CharField(required=False, widget=forms.TextInput(attrs={"list": "usernames"}))
+    created_from = forms.DateField(label="From", required=False, widget=_DATE)
+    created_to = forms.DateField(label="To", required=False, widget=_DATE)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["q"].widget.attrs["placeholder"] = self.search_placeholder
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        start, end = cleaned.get("created_from"), cleaned.get("created_to")
+        if start and end and start > end:
+            self.add_error("created_to", "The last day comes before the first.")
+        return cleaned
+
+    def selector_arguments(self) -> dict[str, Any]:
+        """The selector's keyword arguments; an invalid form filters nothing."""
+        data = self.cleaned_data if self.is_valid() else {}
+        return {
+            "username": data.get("user", ""),
+            "created_from": data.get("created_from"),
+            "created_to": data.get("created_to"),
+            "search": data.get("q", ""),
+            **self.filter_arguments(data),
+        }
+
+    def filter_arguments(self, data: dict[str, Any]) -> dict[str, Any]:
+        return {}
+
+
+class JobFilterForm(ListFilterForm):
+    search_placeholder = "file, collection, sha256 or #job"
     status = forms.ChoiceField(choices=[("", "any status"), *JobStatus.choices], required=False)
     cluster = forms.ModelChoiceField(
         queryset=ClusterEndpoint.objects.order_by("name"), required=False, empty_label="any cluster"
@@ -122,51 +166,30 @@ class JobFilterForm(forms.Form):
     collection = forms.CharField(
         required=False, widget=forms.TextInput(attrs={"list": "collections"})
     )
-    user = forms.CharField(required=False, widget=forms.TextInput(attrs={"list": "usernames"}))
-    created_from = forms.DateField(label="From", required=False, widget=_DATE)
-    created_to = forms.DateField(label="To", required=False, widget=_DATE)
 
-    def selector_arguments(self) -> dict[str, Any]:
-        data = self.cleaned_data if self.is_valid() else {}
+    def filter_arguments(self, data: dict[str, Any]) -> dict[str, Any]:
         return {
             "status": data.get("status", ""),
             "cluster": data.get("cluster"),
             "collection_name": data.get("collection", ""),
-            "username": data.get("user", ""),
-            "created_from": data.get("created_from"),
-            "created_to": data.get("created_to"),
-            "search": data.get("q", ""),
         }
 
 
-class AuditFilterForm(forms.Form):
-    label_suffix = ""
-    q = forms.CharField(
-        label="Search",
-        required=False,
-        widget=forms.TextInput(attrs={"placeholder": "target or IP address"}),
-    )
+class AuditFilterForm(ListFilterForm):
+    search_placeholder = "target or IP address"
     action = forms.ChoiceField(choices=[("", "any action"), *AuditAction.choices], required=False)
-    user = forms.CharField(required=False, widget=forms.TextInput(attrs={"list": "usernames"}))
     target_type = forms.ChoiceField(
         label="Target",
         required=False,
         choices=[("", "anything"), ("upsertjob", "jobs"), ("clusterendpoint", "clusters")],
     )
     target_id = forms.CharField(label="Target id", required=False)
-    created_from = forms.DateField(label="From", required=False, widget=_DATE)
-    created_to = forms.DateField(label="To", required=False, widget=_DATE)
 
-    def selector_arguments(self) -> dict[str, Any]:
-        data = self.cleaned_data if self.is_valid() else {}
+    def filter_arguments(self, data: dict[str, Any]) -> dict[str, Any]:
         return {
             "action": data.get("action", ""),
-            "username": data.get("user", ""),
             "target_type": data.get("target_type", ""),
             "target_id": data.get("target_id", ""),
-            "created_from": data.get("created_from"),
-            "created_to": data.get("created_to"),
-            "search": data.get("q", ""),
         }
 
 

@@ -2,8 +2,12 @@
 serializer and the ``upsert`` command all read their defaults and bounds here."""
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from django.core.validators import MaxValueValidator, MinValueValidator
+
+if TYPE_CHECKING:  # the model reads its validators here
+    from upserts.models import UpsertJob
 
 
 @dataclass(frozen=True)
@@ -31,6 +35,10 @@ class JobLimits:
     batch_size: int = BATCH_SIZE.default
     max_in_flight: int = MAX_IN_FLIGHT.default
     max_batch_bytes: int = MAX_BATCH_BYTES.default
+
+    @classmethod
+    def of_job(cls, job: "UpsertJob") -> "JobLimits":
+        return cls(job.batch_size, job.max_in_flight, job.max_batch_bytes)
 
 
 DEFAULT_LIMITS = JobLimits()

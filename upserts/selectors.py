@@ -3,7 +3,7 @@
 import ipaddress
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from django.contrib.auth import get_user_model
 from django.db.models import Count, Min, Q, QuerySet
@@ -128,10 +128,7 @@ def job_list(
         jobs = jobs.filter(collection_name=collection_name.strip())
     if username:
         jobs = jobs.filter(created_by__username=username.strip())
-    if created_from is not None:
-        jobs = jobs.filter(created_at__gte=_start_of_day(created_from))
-    if created_to is not None:
-        jobs = jobs.filter(created_at__lt=_start_of_day(created_to + timedelta(days=1)))
+    jobs = _created_between(jobs, created_from, created_to)
     search = search.strip()
     if search:
         matches = (
@@ -207,7 +204,7 @@ def audit_events(
     ``target_type`` is a model name (``upsertjob``, ``clusterendpoint``); ``search`` matches
     the target's description and the client IP.
     """
-    events = AuditEvent.objects.select_related("target_type")
+    events: QuerySet[AuditEvent] = AuditEvent.objects.select_related("target_type")
     if action:
         events = events.filter(action=action)
     if username:
@@ -216,10 +213,7 @@ def audit_events(
         events = events.filter(target_type__app_label="upserts", target_type__model=target_type)
     if target_id:
         events = events.filter(target_id=target_id.strip())
-    if created_from is not None:
-        events = events.filter(created_at__gte=_start_of_day(created_from))
-    if created_to is not None:
-        events = events.filter(created_at__lt=_start_of_day(created_to + timedelta(days=1)))
+    events = _created_between(events, created_from, created_to)
     search = search.strip()
     if search:
         matches = Q(target_repr__icontains=search)
@@ -228,6 +222,20 @@ def audit_events(
             matches |= Q(client_ip=ip)
         events = events.filter(matches)
     return events.order_by("-created_at", "-id")
+
+
+_Dated = TypeVar("_Dated", UpsertJob, AuditEvent)
+
+
+def _created_between(
+    rows: QuerySet[_Dated], first_day: date | None, last_day: date | None
+) -> QuerySet[_Dated]:
+    """Rows created on the given days in the console's time zone, both ends included."""
+    if first_day is not None:
+        rows = rows.filter(created_at__gte=_start_of_day(first_day))
+    if last_day is not None:
+        rows = rows.filter(created_at__lt=_start_of_day(last_day + timedelta(days=1)))
+    return rows
 
 
 def _start_of_day(day: date) -> datetime:

@@ -143,6 +143,18 @@ def test_the_job_list_filters_by_cluster_and_date_range(viewer_client):
     assert "last-week.jsonl" in old_only and "today.jsonl" not in old_only
 
 
+@pytest.mark.parametrize("page", ["job_list", "audit_list"])
+def test_a_date_range_that_ends_before_it_starts_is_explained_not_applied(viewer_client, page):
+    make_job(make_cluster("prod"), original_filename="today.jsonl")
+    today = timezone.localdate()
+    backwards = {"created_from": today.isoformat(), "created_to": str(today - timedelta(days=3))}
+
+    text = page_text(viewer_client.get(reverse(page), backwards))
+
+    assert "To: The last day comes before the first." in text
+    assert page == "audit_list" or "today.jsonl" in text
+
+
 def test_the_job_list_is_paginated_and_keeps_its_filters(viewer_client):
     cluster = make_cluster("prod")
     for number in range(30):

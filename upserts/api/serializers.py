@@ -13,7 +13,7 @@ from rest_framework import serializers
 from rest_framework.reverse import reverse
 
 from upserts import selectors
-from upserts.job_limits import BATCH_SIZE, MAX_BATCH_BYTES, MAX_IN_FLIGHT
+from upserts.job_limits import BATCH_SIZE, MAX_BATCH_BYTES, MAX_IN_FLIGHT, JobLimits
 from upserts.milvus.schema import CollectionSchema
 from upserts.models import (
     ApiToken,
@@ -29,6 +29,7 @@ from upserts.models import (
     validate_cluster_url,
 )
 from upserts.services.clusters import EDITABLE_CLUSTER_FIELDS, ConnectionTest
+from upserts.services.submissions import UploadTarget
 
 # The largest id a 64-bit integer column holds: larger ones would fail in the database.
 MAX_ID = 2**63 - 1
@@ -198,6 +199,16 @@ class JobCreateSerializer(serializers.Serializer):
         min_value=MAX_BATCH_BYTES.minimum,
         max_value=MAX_BATCH_BYTES.maximum,
     )
+
+    def upload_target(self) -> UploadTarget:
+        data = self.validated_data
+        return UploadTarget(
+            data["cluster"], data["collection"], data["database"], data["partition"]
+        )
+
+    def job_limits(self) -> JobLimits:
+        data = self.validated_data
+        return JobLimits(data["batch_size"], data["max_in_flight"], data["max_batch_bytes"])
 
 
 class JobFilterSerializer(serializers.Serializer):

@@ -57,10 +57,9 @@ from upserts.api.serializers import (
     JobSerializer,
 )
 from upserts.client_address import client_ip
-from upserts.job_limits import JobLimits
 from upserts.models import ApiToken, ClusterEndpoint, UpsertJob
 from upserts.services import api_tokens, clusters, job_control
-from upserts.services.submissions import Start, UploadTarget, retry_failed_rows, submit_upload
+from upserts.services.submissions import Start, retry_failed_rows, submit_upload
 
 
 def validated_query(serializer_class: type[BaseSerializer], request: Request) -> dict[str, Any]:
@@ -147,23 +146,13 @@ class JobListView(generics.ListAPIView):
     def post(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         serializer = JobCreateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        data = serializer.validated_data
-        upload = data["file"]
+        upload = serializer.validated_data["file"]
         job = submit_upload(
             source=upload,
             filename=upload.name or "upload",
-            target=UploadTarget(
-                cluster=data["cluster"],
-                collection_name=data["collection"],
-                database_name=data["database"],
-                partition_name=data["partition"],
-            ),
+            target=serializer.upload_target(),
             start=Start.QUEUED,
-            limits=JobLimits(
-                batch_size=data["batch_size"],
-                max_in_flight=data["max_in_flight"],
-                max_batch_bytes=data["max_batch_bytes"],
-            ),
+            limits=serializer.job_limits(),
             actor=request.user,
             client_ip=client_ip(request),
         )

@@ -235,6 +235,29 @@ def list_collections(cluster: ClusterEndpoint, database: str = "") -> list[str]:
     return sorted(client_for(cluster).list_collections(database or cluster.default_database))
 
 
+@dataclass(frozen=True)
+class CollectionListing:
+    """A cluster's collections in one database as a page shows them: the names, or why the
+    cluster could not list them."""
+
+    cluster: ClusterEndpoint | None
+    database: str
+    names: list[str] = field(default_factory=list)
+    error: str = ""
+
+
+def collection_listing(cluster: ClusterEndpoint | None, database: str = "") -> CollectionListing:
+    """Never raises: a cluster that cannot answer gives a listing holding its message."""
+    if cluster is None:
+        return CollectionListing(cluster=None, database=database)
+    database = database or cluster.default_database
+    try:
+        names = list_collections(cluster, database)
+    except ClusterError as exc:
+        return CollectionListing(cluster=cluster, database=database, error=str(exc))
+    return CollectionListing(cluster=cluster, database=database, names=names)
+
+
 def describe_collection(
     cluster: ClusterEndpoint, collection: str, database: str = ""
 ) -> CollectionSchema:

@@ -33,7 +33,7 @@ def _enqueue(job: UpsertJob) -> None:
 
 def start_job(
     job: UpsertJob, *, actor: Actor = None, client_ip: str | None = None, queue: bool = True
-) -> None:
+) -> UpsertJob:
     """Start a pending job: queued for a worker once the surrounding transaction has committed,
     or, with ``queue=False``, left to the caller to run in its own process (still audited)."""
     if job.status != JobStatus.PENDING:
@@ -50,6 +50,7 @@ def start_job(
         )
         if queue:
             _enqueue(job)
+    return job
 
 
 def cancel_job(job: UpsertJob, *, actor: Actor = None, client_ip: str | None = None) -> UpsertJob:

@@ -5,6 +5,7 @@ events and the same transaction.
 
 import enum
 import io
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import IO
 
@@ -47,13 +48,15 @@ def submit_upload(
     actor: Actor = None,
     client_ip: str | None = None,
     retry_of: UpsertJob | None = None,
+    and_then: Callable[[UpsertJob], object] | None = None,
 ) -> UpsertJob:
     """Check the target with the cluster, store and check the file, create the job and audit
     it; with ``start`` other than ``AFTER_PREVIEW`` also start it.
 
     The job, its ``file.uploaded`` and its ``job.started`` events commit together (the file
     is stored just before and removed if they do not), so no job is ever left created but
-    not started, nor started without its events. Raises ``UploadRejected`` saying what the
+    not started, nor started without its events; ``and_then(job)`` runs in that transaction
+    too, for a caller's own event. Raises ``UploadRejected`` saying what the
     person who sent the file can do about it.
     """
     check_upload_target(
@@ -66,6 +69,8 @@ def submit_upload(
     def started(job: UpsertJob) -> None:
         if start is not Start.AFTER_PREVIEW:
             start_job(job, actor=actor, client_ip=client_ip, queue=start is Start.QUEUED)
+        if and_then is not None:
+            and_then(job)
 
     return create_job(
         source=source,
@@ -104,25 +109,20 @@ def retry_failed_rows(
     if not rows:
         raise JobActionRefused(f"Job {job.pk} has no failed rows that can be sent again.")
     content.seek(0)
-    retry = submit_upload(
+    return submit_upload(
         source=content,
         filename=f"job-{job.pk}-failed-rows.jsonl",
         target=UploadTarget.of_job(job),
         start=Start.QUEUED,
-        limits=JobLimits(
-            batch_size=job.batch_size,
-            max_in_flight=job.max_in_flight,
-            max_batch_bytes=job.max_batch_bytes,
-        ),
+        limits=JobLimits.of_job(job),
         actor=actor,
         client_ip=client_ip,
         retry_of=job,
+        and_then=lambda retry: record_event(
+            action=AuditAction.JOB_RETRIED,
+            actor=actor,
+            target=retry,
+            client_ip=client_ip,
+            details={"retry_of": job.pk, "rows": rows},
+        ),
     )
-    record_event(
-        action=AuditAction.JOB_RETRIED,
-        actor=actor,
-        target=retry,
-        client_ip=client_ip,
-        details={"retry_of": job.pk, "rows": rows},
-    )
-    return retry

@@ -39,18 +39,8 @@ def cluster_detail(request: HttpRequest, pk: int) -> HttpResponse:
 def cluster_collections(request: HttpRequest, pk: int) -> HttpResponse:
     """The collections the cluster lists now (an htmx partial of the cluster page)."""
     cluster = get_object_or_404(ClusterEndpoint, pk=pk)
-    database = request.GET.get("database", "").strip() or cluster.default_database
-    names: list[str] = []
-    error = ""
-    try:
-        names = clusters.list_collections(cluster, database)
-    except ClusterError as exc:
-        error = str(exc)
-    return render(
-        request,
-        "clusters/_collections.html",
-        {"cluster": cluster, "database": database, "collections": names, "error": error},
-    )
+    listing = clusters.collection_listing(cluster, request.GET.get("database", "").strip())
+    return render(request, "clusters/_collections.html", {"listing": listing})
 
 
 @require_POST

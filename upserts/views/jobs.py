@@ -8,13 +8,12 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
 from upserts import exports, roles, selectors
-from upserts.client_address import client_ip
-from upserts.errors import ConsoleError
 from upserts.forms import JobFilterForm
 from upserts.models import UpsertJob
 from upserts.services.job_control import cancel_job, resume_job
 from upserts.services.submissions import retry_failed_rows
 from upserts.views.access import is_htmx, staff_required
+from upserts.views.actions import act
 
 JOBS_PER_PAGE = 25
 BATCHES_PER_PAGE = 25
@@ -94,15 +93,11 @@ def _live_context(job: UpsertJob) -> dict[str, object]:
 @staff_required(roles.OPERATE_JOBS)
 def job_cancel(request: HttpRequest, pk: int) -> HttpResponse:
     job = _job_or_404(pk)
-    try:
-        job = cancel_job(job, actor=request.user, client_ip=client_ip(request))
-    except ConsoleError as exc:
-        messages.error(request, str(exc))
-    else:
-        if job.is_final:
-            messages.info(request, f"Job {job.pk} cancelled.")
-        else:
-            messages.info(request, f"Job {job.pk} stops after the batch it is sending.")
+    cancelled = act(request, cancel_job, job)
+    if cancelled is not None and cancelled.is_final:
+        messages.info(request, f"Job {job.pk} cancelled.")
+    elif cancelled is not None:
+        messages.info(request, f"Job {job.pk} stops after the batch it is sending.")
     return redirect("job_detail", pk=job.pk)
 
 
@@ -110,11 +105,7 @@ def job_cancel(request: HttpRequest, pk: int) -> HttpResponse:
 @staff_required(roles.OPERATE_JOBS)
 def job_resume(request: HttpRequest, pk: int) -> HttpResponse:
     job = _job_or_404(pk)
-    try:
-        resume_job(job, actor=request.user, client_ip=client_ip(request))
-    except ConsoleError as exc:
-        messages.error(request, str(exc))
-    else:
+    if act(request, resume_job, job) is not None:
         messages.success(request, f"Job {job.pk} resumes from row {job.checkpoint_row + 1:,}.")
     return redirect("job_detail", pk=job.pk)
 
@@ -123,10 +114,8 @@ def job_resume(request: HttpRequest, pk: int) -> HttpResponse:
 @staff_required(roles.OPERATE_JOBS)
 def job_retry(request: HttpRequest, pk: int) -> HttpResponse:
     job = _job_or_404(pk)
-    try:
-        retry = retry_failed_rows(job, actor=request.user, client_ip=client_ip(request))
-    except ConsoleError as exc:
-        messages.error(request, str(exc))
+    retry = act(request, retry_failed_rows, job)
+    if retry is None:
         return redirect("job_detail", pk=job.pk)
     messages.success(request, f"Job {retry.pk} sends the failed rows of job {job.pk} again.")
     return redirect("job_detail", pk=retry.pk)

@@ -13,15 +13,14 @@ from upserts import roles, selectors
 from upserts.client_address import client_ip
 from upserts.errors import ConsoleError
 from upserts.forms import UploadForm
-from upserts.job_limits import JobLimits
 from upserts.middleware import accepts_uploads
-from upserts.milvus.errors import ClusterError
 from upserts.models import JobStatus, UpsertJob
 from upserts.preview import preview_job
 from upserts.services import clusters
 from upserts.services.job_control import cancel_job, start_job
-from upserts.services.submissions import Start, UploadTarget, submit_upload
+from upserts.services.submissions import Start, submit_upload
 from upserts.views.access import is_htmx, staff_required
+from upserts.views.actions import act
 
 
 @accepts_uploads
@@ -65,19 +64,14 @@ def _initial(request: HttpRequest) -> dict[str, Any]:
 
 
 def _create_job(request: HttpRequest, form: UploadForm) -> UpsertJob | None:
-    data = form.cleaned_data
+    upload = form.cleaned_data["file"]
     try:
         return submit_upload(
-            source=data["file"],
-            filename=data["file"].name,
-            target=UploadTarget(
-                cluster=data["cluster"],
-                collection_name=data["collection_name"],
-                database_name=data["database_name"],
-                partition_name=data["partition_name"],
-            ),
+            source=upload,
+            filename=upload.name,
+            target=form.upload_target(),
             start=Start.AFTER_PREVIEW,
-            limits=JobLimits(batch_size=data["batch_size"], max_in_flight=data["max_in_flight"]),
+            limits=form.job_limits(),
             actor=request.user,
             client_ip=client_ip(request),
         )
@@ -98,26 +92,12 @@ def upload_collections(request: HttpRequest) -> HttpResponse:
         if cluster_pk is not None
         else None
     )
-    database = request.GET.get("database_name", "").strip()
+    listing = clusters.collection_listing(cluster, request.GET.get("database_name", "").strip())
     selected = request.GET.get("collection_name", "").strip()
-    names: list[str] = []
-    error = ""
-    if cluster is not None:
-        database = database or cluster.default_database
-        try:
-            names = clusters.list_collections(cluster, database)
-        except ClusterError as exc:
-            error = str(exc)
     return render(
         request,
         "uploads/_collection_picker.html",
-        {
-            "cluster": cluster,
-            "database": database,
-            "collections": names,
-            "selected": selected,
-            "error": error,
-        },
+        {"listing": listing, "selected": selected},
     )
 
 
@@ -141,11 +121,7 @@ def upload_start(request: HttpRequest, pk: int) -> HttpResponse:
     if job.status == JobStatus.PENDING and not preview_job(job, limit=1).can_start:
         messages.error(request, "This file cannot be sent to that collection; see the preview.")
         return redirect("upload_preview", pk=job.pk)
-    try:
-        start_job(job, actor=request.user, client_ip=client_ip(request))
-    except ConsoleError as exc:
-        messages.error(request, str(exc))
-    else:
+    if act(request, start_job, job) is not None:
         messages.success(request, f"Job {job.pk} started.")
     return redirect("job_detail", pk=job.pk)
 
@@ -154,10 +130,7 @@ def upload_start(request: HttpRequest, pk: int) -> HttpResponse:
 @staff_required(roles.OPERATE_JOBS)
 def upload_cancel(request: HttpRequest, pk: int) -> HttpResponse:
     job = get_object_or_404(selectors.job_list(), pk=pk)
-    try:
-        cancel_job(job, actor=request.user, client_ip=client_ip(request))
-    except ConsoleError as exc:
-        messages.error(request, str(exc))
+    if act(request, cancel_job, job) is None:
         return redirect("job_detail", pk=job.pk)
     messages.info(request, f"Upload of {job.original_filename} cancelled; nothing was sent.")
     return redirect("upload_new")
