@@ -12,9 +12,10 @@ import pyarrow.parquet as pq
 import pytest
 
 from upserts.milvus.schema import CollectionSchema, FieldSchema
-from upserts.preparation import RowPreparer, RowProblems, may_hold_booleans
+from upserts.preparation import RefusedRow, RowPreparer, may_hold_booleans
 from upserts.readers import NumberVector, read_rows
-from upserts.validation import EntityValidator, coerce_text_values
+from upserts.validation.entities import EntityValidator
+from upserts.validation.text_cells import coerce_text_values
 
 SCHEMA = CollectionSchema(
     name="books",
@@ -63,7 +64,7 @@ def test_json_lines_rows_get_the_plain_check_verdict_and_go_out_as_read(entity):
     prepared = RowPreparer(SCHEMA, file_format="jsonl").prepare(entity, line)
 
     if expected:
-        assert isinstance(prepared, RowProblems) and prepared.reasons == expected
+        assert isinstance(prepared, RefusedRow) and prepared.problems == expected
     else:
         assert prepared == (entity["book_id"], line)
 
@@ -102,8 +103,8 @@ def test_csv_rows_get_the_plain_check_verdict(entity):
     prepared = RowPreparer(SCHEMA, file_format="csv").prepare(cells, None)
 
     if expected:
-        assert isinstance(prepared, RowProblems)
-        assert (prepared.reasons, prepared.entity) == (expected, typed)
+        assert isinstance(prepared, RefusedRow)
+        assert (prepared.problems, prepared.entity) == (expected, typed)
     else:
         key, body = prepared
         assert key == typed["book_id"] and orjson.loads(body) == typed
@@ -216,7 +217,7 @@ def test_parquet_rows_get_the_plain_check_verdict_and_the_same_numbers(tmp_path)
         expected = EntityValidator(SCHEMA).check(entity)
         prepared = preparer.prepare(row.entity, row.encoded)
         if expected:
-            assert isinstance(prepared, RowProblems) and prepared.reasons == expected
+            assert isinstance(prepared, RefusedRow) and prepared.problems == expected
             continue
         key, body = prepared
         sent = orjson.loads(body)

@@ -5,12 +5,9 @@ import math
 import pytest
 
 from upserts.milvus.schema import CollectionSchema, FieldSchema
-from upserts.validation import (
-    EntityValidator,
-    check_entity,
-    coerce_text_values,
-    schema_warnings,
-)
+from upserts.validation.collections import schema_warnings
+from upserts.validation.entities import EntityValidator, ProblemCode, RowProblem, check_entity
+from upserts.validation.text_cells import coerce_text_values
 
 
 def make_schema(*fields: FieldSchema, dynamic: bool = False, name: str = "books"):
@@ -35,7 +32,7 @@ def book(**changes):
 def problems(entity, schema=BOOKS) -> list[str]:
     found = check_entity(entity, schema)
     assert EntityValidator(schema).check(entity) == found
-    return found
+    return [problem.message for problem in found]
 
 
 def test_a_valid_entity_has_no_problems():
@@ -504,3 +501,22 @@ def test_a_collection_without_a_primary_key_is_warned_about():
 
     assert "has no primary key field" in schema_warnings(schema)[0]
     assert check_entity({"emb": [0.0, 1.0]}, schema) == []
+
+
+def test_each_problem_names_its_field_and_kind():
+    schema = make_schema(
+        FieldSchema("id", "Int64", is_primary=True, auto_id=True),
+        FieldSchema("title", "VarChar", max_length=8),
+        FieldSchema("emb", "FloatVector", dim=2),
+    )
+
+    found = check_entity({"id": 1, "title": "far too long a title", "colour": "red"}, schema)
+
+    assert [(problem.field, problem.code) for problem in found] == [
+        ("id", ProblemCode.GENERATED_KEY),
+        ("title", ProblemCode.INVALID_VALUE),
+        ("colour", ProblemCode.UNKNOWN_FIELD),
+        ("emb", ProblemCode.MISSING_FIELD),
+    ]
+    assert all(isinstance(problem, RowProblem) for problem in found)
+    assert str(found[1]) == found[1].message and "`title`" in found[1].message

@@ -22,8 +22,8 @@ import orjson
 
 from upserts.milvus.schema import CollectionSchema
 from upserts.readers import NumberVector
-from upserts.validation import (
-    EntityValidator,
+from upserts.validation.entities import EntityValidator, RowProblem
+from upserts.validation.text_cells import (
     coerce_text_values,
     float_vector_fields,
     json_text_fields,
@@ -33,10 +33,16 @@ _ENCODE_OPTIONS = orjson.OPT_SERIALIZE_NUMPY
 
 
 @dataclass(slots=True)
-class RowProblems:
-    reasons: list[str]
-    # The entity as checked (CSV text already typed), for the failed-rows download.
+class RefusedRow:
+    """A row the checks refused, kept as checked (CSV text already typed) for the failed-rows
+    download."""
+
+    problems: list[RowProblem]
     entity: dict[str, Any]
+
+    @property
+    def reason(self) -> str:
+        return "; ".join(problem.message for problem in self.problems)
 
 
 class RowPreparer:
@@ -54,7 +60,7 @@ class RowPreparer:
 
     def prepare(
         self, entity: dict[str, Any], encoded: bytes | None
-    ) -> tuple[Any, bytes] | RowProblems:
+    ) -> tuple[Any, bytes] | RefusedRow:
         """(primary key, JSON text to send), or what is wrong with the row.
 
         ``encoded`` is the entity's own JSON text when the file holds it as is (JSON Lines).
@@ -68,11 +74,11 @@ class RowPreparer:
             if not problems:
                 encoded = orjson.dumps(entity, default=_array_values, option=_ENCODE_OPTIONS)
         if problems:
-            return RowProblems(problems, entity)
+            return RefusedRow(problems, entity)
         assert encoded is not None
         return entity[self._primary], encoded
 
-    def _prepare_text(self, cells: dict[str, str]) -> tuple[Any, bytes] | RowProblems:
+    def _prepare_text(self, cells: dict[str, str]) -> tuple[Any, bytes] | RefusedRow:
         entity = coerce_text_values(cells, self._schema)
         json_cells = [
             (name, cells[name])
@@ -82,7 +88,7 @@ class RowPreparer:
         booleans = any(may_hold_booleans_text(text) for _, text in json_cells)
         problems = self.validator.check(entity, may_hold_booleans=booleans)
         if problems:
-            return RowProblems(problems, entity)
+            return RefusedRow(problems, entity)
         # The cells parsed as JSON for the check, so their text is JSON fit to send as it is.
         outgoing = dict(entity)
         for name, text in json_cells:

@@ -4,7 +4,6 @@ Also the row estimate that progress bars and ETAs rest on, measured from the fir
 """
 
 import io
-import re
 from dataclasses import dataclass, field
 from typing import IO, Any, BinaryIO, cast
 
@@ -22,9 +21,10 @@ from upserts.readers import (
 from upserts.services.clusters import client_for
 from upserts.services.read_limits import read_limits
 from upserts.templatetags.console import cell
-from upserts.validation import EntityValidator, coerce_text_values, schema_warnings
+from upserts.validation.collections import schema_warnings
+from upserts.validation.entities import EntityValidator
+from upserts.validation.text_cells import coerce_text_values
 
-_FIELD_IN_PROBLEM = re.compile(r"field `([^`]+)`")
 # Read-ahead (up to 256 KiB) counts as consumed, so the sample must be much larger than that.
 _ESTIMATE_SAMPLE_ROWS = 100_000
 _ESTIMATE_SAMPLE_BYTES = 4 * 1024 * 1024
@@ -126,8 +126,7 @@ def _preview_row(
         entity = coerce_text_values(entity, validator.schema)
     row = PreviewRow(number=number)
     for problem in validator.check(entity) if validator else []:
-        match = _FIELD_IN_PROBLEM.search(problem)
-        row.problems.setdefault(match.group(1) if match else "", []).append(problem)
+        row.problems.setdefault(problem.field, []).append(problem.message)
     # Kept as the page shows them, cut short: twenty rows of 4 MiB vectors would otherwise
     # stay in the web process as some 600 MB of Python floats.
     row.values = {name: cell(value) for name, value in entity.items()}

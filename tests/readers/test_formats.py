@@ -15,7 +15,7 @@ import pytest
 
 from upserts.milvus.schema import CollectionSchema, FieldSchema
 from upserts.readers import HEAD_BYTES, SourceRow, detect_format, read_rows
-from upserts.validation import coerce_text_values
+from upserts.validation.text_cells import coerce_text_values
 
 SCHEMA = CollectionSchema(
     name="books",

@@ -36,7 +36,7 @@ from upserts.models import (
     UpsertBatch,
     UpsertJob,
 )
-from upserts.preparation import RowPreparer, RowProblems
+from upserts.preparation import RefusedRow, RowPreparer
 from upserts.readers import FileFormatError, SourceRow, read_rows
 from upserts.services import jobs
 from upserts.services.audit import record_event
@@ -49,7 +49,7 @@ from upserts.services.sending import (
     RetryPolicy,
     send_batch,
 )
-from upserts.validation import blocking_schema_problems
+from upserts.validation.collections import blocking_schema_problems
 
 logger = logging.getLogger(__name__)
 
@@ -363,13 +363,13 @@ def _prepare_row(
             raw=row.raw or "",
             entity=row.entity,
         )
-    if isinstance(prepared, RowProblems):
+    if isinstance(prepared, RefusedRow):
         # Stored as checked (CSV text already turned into numbers, lists...), so the failed
         # rows download is JSON Lines that can be fixed and uploaded again as it is.
         return failed_row(
             job,
             row_number=row.number,
-            reason="; ".join(prepared.reasons),
+            reason=prepared.reason,
             entity=prepared.entity,
         )
     return prepared

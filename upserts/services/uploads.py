@@ -24,7 +24,7 @@ from upserts.readers import (
 )
 from upserts.services.audit import record_event
 from upserts.services.clusters import describe_collection
-from upserts.validation import blocking_schema_problems
+from upserts.validation.collections import blocking_schema_problems
 
 _HASH_CHUNK = 1024 * 1024
 

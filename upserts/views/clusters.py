@@ -13,7 +13,7 @@ from upserts.forms import ClusterForm
 from upserts.milvus.errors import ClusterError
 from upserts.models import ClusterEndpoint
 from upserts.services import clusters
-from upserts.validation import schema_warnings
+from upserts.validation.collections import schema_warnings
 from upserts.views.access import is_htmx, staff_required
 
 

@@ -1,10 +1,7 @@
-"""A collection schema's rules checked on one entity before it is sent.
+"""The check of one value against its field's type.
 
-Milvus refuses a whole request for one bad row and names only the first problem, so every row
-is checked here first: a bad row fails alone, with a sentence per problem, and the good rows of
-its batch still land. The checks run on every row of multi-gigabyte files, so each field's
-check is built once per schema (EntityValidator) and the common case, a valid value, costs a
-type test and a comparison or two.
+The checks run on every row of multi-gigabyte files, so each field's check is built once per
+schema and the common case, a valid value, costs a type test and a comparison or two.
 """
 
 import math
@@ -18,26 +15,25 @@ import orjson
 from upserts.milvus.schema import CollectionSchema, FieldSchema
 from upserts.readers import NumberVector
 
-# A check takes a value and returns what is wrong with it, or None when nothing is.
 Check = Callable[[Any], str | None]
 Built = TypeVar("Built")
 
-_INT_RANGES = {
+INT_RANGES = {
     "Int8": (-(2**7), 2**7 - 1),
     "Int16": (-(2**15), 2**15 - 1),
     "Int32": (-(2**31), 2**31 - 1),
     "Int64": (-(2**63), 2**63 - 1),
 }
 _FLOAT32_MAX = 3.4028234663852886e38
-_FLOAT_LIMITS = {"Float": _FLOAT32_MAX, "Double": sys.float_info.max}
-_VECTOR_LIMITS = {
+FLOAT_LIMITS = {"Float": _FLOAT32_MAX, "Double": sys.float_info.max}
+VECTOR_LIMITS = {
     "FloatVector": _FLOAT32_MAX,
     "Float16Vector": 65504.0,
     "BFloat16Vector": 3.3895313892515355e38,
 }
-_STRING_TYPES = frozenset({"VarChar", "String"})
+STRING_TYPES = frozenset({"VarChar", "String"})
 # Columns a CSV file can only hold as JSON text.
-_JSON_TEXT_TYPES = frozenset(
+JSON_TEXT_TYPES = frozenset(
     {
         "JSON",
         "Array",
@@ -66,9 +62,6 @@ class UnparsedText(str):
         return cell
 
 
-# --- the checks of one value ------------------------------------------------------------------
-
-
 def _show(value: Any) -> str:
     """A value as it would look in the file (JSON), cut short: vectors are long."""
     if type(value) is float and not math.isfinite(value):
@@ -95,7 +88,7 @@ def _wrong_type(expected: str, value: Any) -> str:
 
 
 def _int_check(type_name: str) -> Check:
-    low, high = _INT_RANGES[type_name]
+    low, high = INT_RANGES[type_name]
 
     def check(value: Any) -> str | None:
         if type(value) is int:
@@ -119,7 +112,7 @@ def _number_problem(value: Any, type_name: str, limit: float) -> str | None:
 
 
 def _float_check(type_name: str) -> Check:
-    limit = _FLOAT_LIMITS[type_name]
+    limit = FLOAT_LIMITS[type_name]
 
     def check(value: Any) -> str | None:
         kind = type(value)
@@ -168,7 +161,7 @@ def _string_check(max_length: int | None) -> Check:
 
 
 def _float_vector_check(type_name: str, dim: int | None, *, may_hold_booleans: bool) -> Check:
-    limit = _VECTOR_LIMITS[type_name]
+    limit = VECTOR_LIMITS[type_name]
     numbers = _NUMBER_TYPES
     hypot = math.hypot
 
@@ -297,23 +290,23 @@ def _array_check(element_type: str | None, max_length: int | None) -> Check:
 
 
 def _scalar_check(data_type: str, max_length: int | None = None) -> Check | None:
-    if data_type in _INT_RANGES:
+    if data_type in INT_RANGES:
         return _int_check(data_type)
-    if data_type in _FLOAT_LIMITS:
+    if data_type in FLOAT_LIMITS:
         return _float_check(data_type)
     if data_type == "Bool":
         return _bool_check
-    if data_type in _STRING_TYPES:
+    if data_type in STRING_TYPES:
         return _string_check(max_length)
     return None
 
 
-def _check_for(field: FieldSchema, *, may_hold_booleans: bool = True) -> Check:
+def check_for(field: FieldSchema, *, may_hold_booleans: bool = True) -> Check:
     data_type = field.data_type
     check: Check
-    if data_type in _STRING_TYPES:
+    if data_type in STRING_TYPES:
         check = _string_check(field.max_length)
-    elif data_type in _VECTOR_LIMITS:
+    elif data_type in VECTOR_LIMITS:
         check = _float_vector_check(data_type, field.dim, may_hold_booleans=may_hold_booleans)
     elif data_type == "BinaryVector":
         check = _binary_vector_check(field.dim)
@@ -335,7 +328,7 @@ def _check_for(field: FieldSchema, *, may_hold_booleans: bool = True) -> Check:
     return check
 
 
-def _built_once_per_schema(
+def built_once_per_schema(
     build: Callable[[CollectionSchema], Built],
 ) -> Callable[[CollectionSchema], Built]:
     """Memoise by schema: by identity first, since hashing a schema costs more than a check.
@@ -355,205 +348,3 @@ def _built_once_per_schema(
         return value
 
     return built
-
-
-# --- one entity -------------------------------------------------------------------------------
-
-
-class EntityValidator:
-    """The checks of one collection, built once and applied to every row of a file."""
-
-    def __init__(self, schema: CollectionSchema) -> None:
-        self.schema = schema
-        self._dynamic = schema.enable_dynamic_field
-        self._checks: dict[str, Check] = {}
-        self._checks_without_booleans: dict[str, Check] = {}
-        self._labels: dict[str, str] = {}
-        self._auto_id_key: str | None = None
-        required: list[str] = []
-        for field in schema.fields:
-            label = f"field `{field.name}` (the primary key)" if field.is_primary else None
-            if field.is_primary and field.auto_id:
-                self._auto_id_key = field.name
-                continue
-            self._checks[field.name] = _check_for(field)
-            self._checks_without_booleans[field.name] = _check_for(field, may_hold_booleans=False)
-            self._labels[field.name] = label or f"field `{field.name}`"
-            if not field.nullable:
-                required.append(field.name)
-        self._required = tuple(required)
-
-    def check(self, entity: dict[str, Any], *, may_hold_booleans: bool = True) -> list[str]:
-        """Every problem of the entity, each a sentence naming its field; empty when it is fine.
-
-        A caller that knows the entity holds no true or false (its JSON text has neither word)
-        passes ``may_hold_booleans=False``, and vectors are checked without a type test per
-        element; the result is the same.
-        """
-        problems: list[str] = []
-        checks = self._checks if may_hold_booleans else self._checks_without_booleans
-        for name, value in entity.items():
-            check = checks.get(name)
-            if check is not None:
-                problem = check(value)
-                if problem is not None:
-                    problems.append(f"{self._labels[name]}: {problem}")
-            elif name == self._auto_id_key:
-                problems.append(
-                    f"field `{name}` is the collection's autoID primary key: Milvus assigns it, "
-                    "so leave it out of the file"
-                )
-            elif not self._dynamic:
-                problems.append(
-                    f"field `{name}` is not in the collection and it has no dynamic field"
-                )
-        for name in self._required:
-            if name not in entity:
-                problems.append(f"{self._labels[name]} is missing")
-        return problems
-
-
-@_built_once_per_schema
-def _validator_for(schema: CollectionSchema) -> EntityValidator:
-    return EntityValidator(schema)
-
-
-def check_entity(entity: dict[str, Any], schema: CollectionSchema) -> list[str]:
-    """Every problem of the entity against the schema; empty when Milvus should take it.
-
-    The checks are built once per schema and reused; a loop over many rows saves a little more
-    by holding an EntityValidator itself.
-    """
-    return _validator_for(schema).check(entity)
-
-
-# --- CSV text ---------------------------------------------------------------------------------
-
-
-def _text_to_int(text: str) -> Any:
-    try:
-        return int(text)
-    except ValueError:
-        return text
-
-
-def _text_to_float(text: str) -> Any:
-    try:
-        return float(text)
-    except ValueError:
-        return text
-
-
-_BOOL_WORDS = {"true": True, "1": True, "false": False, "0": False}
-
-
-def _text_to_bool(text: str) -> Any:
-    return _BOOL_WORDS.get(text.strip().lower(), text)
-
-
-def _text_to_json(text: str) -> Any:
-    try:
-        return orjson.loads(text)
-    except orjson.JSONDecodeError as exc:
-        return UnparsedText(text, f"not valid JSON ({exc.msg} at column {exc.colno})")
-
-
-def _text_conversion(field: FieldSchema) -> Callable[[str], Any] | None:
-    data_type = field.data_type
-    convert: Callable[[str], Any]
-    if data_type in _STRING_TYPES:
-        return None
-    if data_type in _INT_RANGES:
-        convert = _text_to_int
-    elif data_type in _FLOAT_LIMITS:
-        convert = _text_to_float
-    elif data_type == "Bool":
-        convert = _text_to_bool
-    elif data_type in _JSON_TEXT_TYPES:
-        convert = _text_to_json
-    else:
-        return None
-    # A CSV cell cannot say null: an empty cell is null where the field allows it, and stays
-    # empty (and is reported) where it does not.
-    empty: Any = None if field.nullable else ""
-
-    def convert_cell(text: str) -> Any:
-        if not text or text.isspace():
-            return empty
-        return convert(text)
-
-    return convert_cell
-
-
-def json_text_fields(schema: CollectionSchema) -> frozenset[str]:
-    """Fields whose CSV cells hold JSON text (vectors, JSON, Array)."""
-    return frozenset(field.name for field in schema.fields if field.data_type in _JSON_TEXT_TYPES)
-
-
-def float_vector_fields(schema: CollectionSchema) -> frozenset[str]:
-    """Fields that a typed column of floats fills (FloatVector and its 16-bit kinds)."""
-    return frozenset(field.name for field in schema.fields if field.data_type in _VECTOR_LIMITS)
-
-
-@_built_once_per_schema
-def _text_conversions(schema: CollectionSchema) -> dict[str, Callable[[str], Any]]:
-    conversions = {}
-    for field in schema.fields:
-        convert = _text_conversion(field)
-        if convert is not None:
-            conversions[field.name] = convert
-    return conversions
-
-
-def coerce_text_values(entity: dict[str, str], schema: CollectionSchema) -> dict[str, Any]:
-    """A CSV row's text typed by the schema, ready for check_entity.
-
-    Text that does not parse is kept as it is (JSON columns as UnparsedText, which says why),
-    so check_entity names the field and the value instead of this function failing the row on
-    its first problem. Columns the schema does not name stay text, as do VarChar columns.
-    """
-    conversions = _text_conversions(schema)
-    typed: dict[str, Any] = {}
-    for name, text in entity.items():
-        convert = conversions.get(name)
-        typed[name] = convert(text) if convert is not None else text
-    return typed
-
-
-# --- the collection itself --------------------------------------------------------------------
-
-
-def blocking_schema_problems(schema: CollectionSchema) -> list[str]:
-    """Problems of the target that no cluster version gets past: a job stops before sending."""
-    problems = []
-    primary = next((field for field in schema.fields if field.is_primary), None)
-    if primary is None:
-        problems.append(
-            f"The collection `{schema.name}` has no primary key field, so entities cannot be "
-            "upserted into it."
-        )
-    elif primary.auto_id:
-        problems.append(
-            f"The collection `{schema.name}` generates its primary key `{primary.name}` "
-            "(autoID), and an autoID collection cannot take upserts: Milvus refuses every "
-            "batch. Choose a collection whose primary key is given by the data."
-        )
-    return problems
-
-
-def schema_warnings(schema: CollectionSchema) -> list[str]:
-    """Problems of the target collection that every row would hit, for a person to read first.
-
-    JSON and Array fields are refused by Milvus 2.3.5's v1 REST API but not by newer servers, so
-    they are a warning for the preview; a job lets the cluster itself decide.
-    """
-    warnings = blocking_schema_problems(schema)
-    awkward = [field.name for field in schema.fields if field.data_type in ("JSON", "Array")]
-    if awkward:
-        names = ", ".join(f"`{name}`" for name in awkward)
-        warnings.append(
-            f"The collection `{schema.name}` has JSON or Array fields ({names}). Milvus 2.3.5's "
-            "v1 REST API refuses collections with JSON or Array fields; every batch would "
-            "fail. Newer Milvus versions and Zilliz Cloud take them through the v2 REST API."
-        )
-    return warnings
