@@ -7,37 +7,24 @@ SQLite file, so that the worker process can open the same database as the tests.
 """
 
 import os
-import subprocess
-import sys
-import time
 import uuid
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 import pytest
 from django.conf import settings
-from django.db import connection
 
 from console import celery_app
 from console.localservices import LocalMilvus, LocalRedis, create_collection
+from tests.helpers import (
+    PROJECT_DIR,
+    WORKER_TEST_SETTINGS,
+    CeleryWorkerProcess,
+    database_url_of_test_database,
+)
 from tests.milvus.fake_cluster import FakeCluster
 
-PROJECT_DIR = Path(__file__).resolve().parent.parent
 (PROJECT_DIR / "var").mkdir(exist_ok=True)
-
-
-def wait_until(condition: Callable[[], Any], *, timeout: float, interval: float = 0.1) -> Any:
-    """Poll ``condition`` until it returns something truthy; fail the test after ``timeout``."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout} s")
-        time.sleep(interval)
 
 
 @pytest.fixture(scope="session")
@@ -73,88 +60,6 @@ def celery_queue(redis_url: str) -> str:
     return queue
 
 
-def _database_url_of_test_database() -> str:
-    db = connection.settings_dict
-    if db["ENGINE"] == "django.db.backends.sqlite3":
-        return f"sqlite:///{Path(db['NAME']).resolve()}"
-    user = quote(db.get("USER") or "", safe="")
-    password = quote(db.get("PASSWORD") or "", safe="")
-    credentials = f"{user}:{password}@" if password else (f"{user}@" if user else "")
-    host = db.get("HOST") or "127.0.0.1"
-    port = f":{db['PORT']}" if db.get("PORT") else ""
-    return f"postgres://{credentials}{host}{port}/{db['NAME']}"
-
-
-class CeleryWorkerProcess:
-    """A real ``celery worker`` subprocess bound to the test database and queue."""
-
-    def __init__(
-        self, *, env: dict[str, str], log_path: Path, queue: str, beat: bool = True
-    ) -> None:
-        self.env = env
-        self.log_path = log_path
-        self.queue = queue
-        # The sweeper runs on Celery beat, embedded in one worker (-B).
-        self.beat = beat
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> "CeleryWorkerProcess":
-        log = open(self.log_path, "ab")  # noqa: SIM115 - handed to the child
-        self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "celery",
-                "-A",
-                "console",
-                "worker",
-                "--loglevel=INFO",
-                "--pool=prefork",
-                "--concurrency=2",
-                "--without-gossip",
-                "--without-mingle",
-                "-Q",
-                self.queue,
-                "-n",
-                f"test-{uuid.uuid4().hex[:8]}@%h",
-                *(["-B", "-s", str(self.log_path.with_suffix(".beat"))] if self.beat else []),
-            ],
-            cwd=PROJECT_DIR,
-            env=self.env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        log.close()
-        wait_until(self._ready, timeout=60, interval=0.2)
-        return self
-
-    def _ready(self) -> bool:
-        assert self.process is not None
-        if self.process.poll() is not None:
-            raise AssertionError(f"celery worker exited:\n{self.log_path.read_text()[-3000:]}")
-        return " ready." in self.log_path.read_text(errors="replace")
-
-    def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        self.process = None
-
-
-WORKER_TEST_SETTINGS = {
-    "UPSERT_RETRY_ATTEMPTS": "4",
-    "UPSERT_RETRY_BASE_SECONDS": "0.05",
-    "UPSERT_RETRY_MAX_SECONDS": "0.2",
-    "UPSERT_LEASE_SECONDS": "8",
-    "UPSERT_SWEEP_SECONDS": "1",
-    "UPSERT_STALE_GRACE_SECONDS": "3",
-}
-
-
 @pytest.fixture(scope="session")
 def celery_worker(
     django_db_setup: None,
@@ -164,7 +69,7 @@ def celery_worker(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[CeleryWorkerProcess]:
     with django_db_blocker.unblock():
-        database_url = _database_url_of_test_database()
+        database_url = database_url_of_test_database()
     env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "console.settings",

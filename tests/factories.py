@@ -47,3 +47,19 @@ def make_user_with_role(username: str, role: str) -> AbstractUser:
     user = make_user(username)
     user.groups.add(Group.objects.get(name=role))
     return user
+
+
+BOOK_FIELDS = [
+    {"name": "book_id", "type": "INT64", "is_primary": True},
+    {"name": "title", "type": "VARCHAR", "max_length": 64},
+    {"name": "emb", "type": "FLOAT_VECTOR", "dim": 4},
+]
+
+
+def book(book_id: int, title: str | None = None, **extra: Any) -> dict[str, Any]:
+    return {
+        "book_id": book_id,
+        "title": title if title is not None else f"Book {book_id}",
+        "emb": [book_id / 10, 0.5, -0.25, 1.0],
+        **extra,
+    }

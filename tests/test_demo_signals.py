@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from console.localservices import free_port, port_is_free
-from tests.conftest import PROJECT_DIR, wait_until
+from tests.helpers import PROJECT_DIR, wait_until
 
 pytestmark = [
     pytest.mark.milvus,

@@ -5,7 +5,7 @@ import uuid
 import pytest
 import requests
 
-from tests.conftest import wait_until
+from tests.helpers import wait_until
 from upserts.models import WorkerHeartbeat
 from upserts.tasks import record_worker_heartbeat
 

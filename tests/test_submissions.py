@@ -10,9 +10,8 @@ from django.contrib.contenttypes.models import ContentType
 from django.core.management import CommandError, call_command
 from django.urls import reverse
 
-from tests.api.conftest import token_client
 from tests.factories import make_user_with_role
-from tests.web.conftest import log_in
+from tests.helpers import log_in, token_client
 from upserts import roles
 from upserts.models import AuditAction, AuditEvent, FailedRow, JobStatus, UpsertJob
 from upserts.services.submissions import retry_failed_rows

@@ -8,27 +8,12 @@ from rest_framework.test import APIClient
 # The books collection in the embedded Milvus and a cluster pointing at it, for end-to-end tests.
 from tests.e2e.conftest import books, cluster  # noqa: F401
 from tests.factories import make_user, make_user_with_role
-from upserts import roles
-from upserts.services.api_tokens import create_api_token
-
-ROLES = {
-    "viewer": roles.VIEWERS,
-    "operator": roles.OPERATORS,
-    "cluster_admin": roles.CLUSTER_ADMINS,
-}
+from tests.helpers import ROLE_GROUPS, token_client
 
 
 @pytest.fixture(autouse=True)
 def _users_made_by_the_dozen(fast_password_hashing) -> None:
     """Every API test makes users and tokens."""
-
-
-def token_client(user) -> APIClient:
-    """A client that sends a fresh API token of ``user``, as a script would."""
-    client = APIClient()
-    key = create_api_token(user=user, name="tests").key
-    client.credentials(HTTP_AUTHORIZATION=f"Bearer {key}")
-    return client
 
 
 @pytest.fixture
@@ -48,6 +33,6 @@ def api_as(db) -> Callable[[str], APIClient]:
             return token_client(make_user("staff-no-role"))
         if who == "superuser":
             return token_client(make_user("root", superuser=True))
-        return token_client(make_user_with_role(who, ROLES[who]))
+        return token_client(make_user_with_role(who, ROLE_GROUPS[who]))
 
     return make

@@ -6,10 +6,8 @@ import io
 import orjson
 import pytest
 
-from tests.api.conftest import token_client
-from tests.conftest import wait_until
-from tests.e2e.conftest import book, query
-from tests.factories import make_user_with_role
+from tests.factories import book, make_user_with_role
+from tests.helpers import query, token_client, wait_until
 from upserts import roles
 from upserts.models import AuditAction, AuditEvent
 

@@ -24,7 +24,6 @@ CHROMIUM_ARGS = [
     "--disable-sync",
     "--disable-quic",
 ]
-ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts"
 
 
 def _missing() -> str:
@@ -73,18 +72,3 @@ def page(browser: Any) -> Iterator[Any]:
         yield page
     finally:
         context.close()
-
-
-class Screenshots:
-    """Full-page screenshots, numbered in the order taken, for a person to look at."""
-
-    def __init__(self, prefix: str) -> None:
-        self.prefix = prefix
-        self.taken = 0
-        ARTIFACTS.mkdir(parents=True, exist_ok=True)
-
-    def __call__(self, page: Any, name: str, *, full_page: bool = True) -> Path:
-        self.taken += 1
-        path = ARTIFACTS / f"{self.prefix}-{self.taken:02d}-{name}.png"
-        page.screenshot(path=str(path), full_page=full_page)
-        return path

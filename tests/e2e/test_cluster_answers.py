@@ -10,8 +10,7 @@ from django.test import Client
 from django.urls import reverse
 from rest_framework.test import APIClient
 
-from tests.e2e.conftest import book
-from tests.factories import make_user
+from tests.factories import book, make_user
 from tests.milvus.fake_cluster import FakeCluster
 from tests.milvus.fake_collection import FakeCollection
 from upserts.models import (

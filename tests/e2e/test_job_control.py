@@ -13,8 +13,8 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.utils import timezone
 
-from tests.conftest import PROJECT_DIR, _database_url_of_test_database, wait_until
-from tests.e2e.conftest import book, query
+from tests.factories import book
+from tests.helpers import PROJECT_DIR, database_url_of_test_database, query, wait_until
 from upserts.models import AuditAction, AuditEvent, JobStatus, UpsertJob
 from upserts.preview import estimate_rows, preview_job
 from upserts.selectors import job_progress
@@ -172,7 +172,7 @@ def test_upsert_command_waits_for_the_worker_and_reports(books, cluster, celery_
     path = tmp_path / "books.csv"
     path.write_text('book_id,title,emb\n1,One,"[1,2,3,4]"\n2,Two,"[1,2,3]"\n')
     env = {
-        "DATABASE_URL": _database_url_of_test_database(),
+        "DATABASE_URL": database_url_of_test_database(),
         "CELERY_BROKER_URL": celery_worker.env["CELERY_BROKER_URL"],
         "CELERY_QUEUE": celery_worker.queue,
     }

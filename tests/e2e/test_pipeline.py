@@ -10,8 +10,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from tests.conftest import wait_until
-from tests.e2e.conftest import book, query
+from tests.factories import book
+from tests.helpers import query, wait_until
 from upserts.exports import failed_rows_jsonl
 from upserts.models import AuditAction, AuditEvent, BatchStatus, FailedRow, JobStatus
 from upserts.selectors import entity_writes

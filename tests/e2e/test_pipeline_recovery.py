@@ -10,8 +10,8 @@ import orjson
 import pytest
 from django.test import override_settings
 
-from tests.conftest import PROJECT_DIR, _database_url_of_test_database, wait_until
-from tests.e2e.conftest import book, query
+from tests.factories import book
+from tests.helpers import PROJECT_DIR, database_url_of_test_database, query, wait_until
 from tests.milvus.fake_cluster import FakeCluster
 from upserts.milvus.client import ClusterClient, ClusterConfig
 from upserts.models import ClusterEndpoint, JobStatus, UpsertBatch, UpsertJob
@@ -55,7 +55,7 @@ def test_a_job_killed_mid_way_resumes_from_its_checkpoint_with_exact_counts(
     job = upload(jsonl(rows), "many.jsonl", books, batch_size=100, max_in_flight=1)
     env = {
         **os.environ,
-        "DATABASE_URL": _database_url_of_test_database(),
+        "DATABASE_URL": database_url_of_test_database(),
         "UPSERT_LEASE_SECONDS": "2",
     }
     # The job runs in a process of its own, which is killed without warning mid-way.

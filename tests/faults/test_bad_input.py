@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from django.test import override_settings
 
-from tests.conftest import wait_until
+from tests.helpers import wait_until
 from upserts.models import ClusterEndpoint, FailedRow, JobStatus, UpsertJob
 from upserts.services.job_control import start_job
 from upserts.services.pipeline import run_job_slice

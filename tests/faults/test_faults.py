@@ -20,13 +20,13 @@ from django.conf import settings
 
 from console import celery_app
 from console.localservices import LocalMilvus, LocalRedis, create_collection
-from tests.conftest import (
+from tests.factories import BOOK_FIELDS, book
+from tests.helpers import (
     WORKER_TEST_SETTINGS,
     CeleryWorkerProcess,
-    _database_url_of_test_database,
+    database_url_of_test_database,
     wait_until,
 )
-from tests.e2e.conftest import BOOK_FIELDS, book
 from tests.milvus.fake_cluster import FakeCluster
 from tests.milvus.fake_collection import BOOKS_DESCRIBE, FakeCollection
 from upserts.models import (
@@ -86,7 +86,7 @@ def start_worker(
         env = {
             **os.environ,
             "DJANGO_SETTINGS_MODULE": "console.settings",
-            "DATABASE_URL": _database_url_of_test_database(),
+            "DATABASE_URL": database_url_of_test_database(),
             "CELERY_BROKER_URL": fault_redis.url,
             "CELERY_QUEUE": queue,
             "MEDIA_ROOT": str(settings.MEDIA_ROOT),

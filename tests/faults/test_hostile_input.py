@@ -15,9 +15,9 @@ import pytest
 import requests
 from django.conf import settings
 
-from tests.conftest import wait_until
 from tests.factories import PASSWORD, make_user_with_role
 from tests.faults.test_web_restart import WebServer
+from tests.helpers import wait_until
 from upserts import roles
 from upserts.models import ClusterEndpoint, FailedRow, JobStatus, UpsertJob
 

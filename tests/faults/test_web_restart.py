@@ -18,8 +18,8 @@ from django.conf import settings
 from django.db import connection, connections
 
 from console.localservices import free_port, wait_for_port
-from tests.conftest import PROJECT_DIR, _database_url_of_test_database, wait_until
 from tests.factories import make_user_with_role
+from tests.helpers import PROJECT_DIR, database_url_of_test_database, wait_until
 from upserts import roles
 from upserts.models import ApiToken, AuditAction, AuditEvent, UpsertJob
 from upserts.services.api_tokens import create_api_token
@@ -48,7 +48,7 @@ class WebServer:
     def start(self) -> "WebServer":
         env = {
             **os.environ,
-            "DATABASE_URL": _database_url_of_test_database(),
+            "DATABASE_URL": database_url_of_test_database(),
             "MEDIA_ROOT": str(self.media_root),
             "CELERY_BROKER_URL": self.broker_url,
             "CELERY_QUEUE": self.queue,

@@ -10,7 +10,7 @@ import requests
 from pymilvus import DataType
 
 from console.localservices import create_collection
-from tests.conftest import wait_until
+from tests.helpers import wait_until
 from upserts.milvus.client import ClusterClient, ClusterConfig
 from upserts.milvus.errors import (
     DataRejectedError,

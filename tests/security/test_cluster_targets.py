@@ -11,8 +11,8 @@ from django.test import Client
 from django.urls import reverse
 from rest_framework.test import APIClient
 
-from tests.conftest import PROJECT_DIR
 from tests.factories import make_cluster, make_job, make_user, make_user_with_role
+from tests.helpers import PROJECT_DIR
 from upserts import roles
 from upserts.models import ClusterEndpoint, JobStatus
 from upserts.services.clusters import check_connection, create_cluster, update_cluster

@@ -8,7 +8,7 @@ import orjson
 import pytest
 from django.db import connection
 
-from tests.e2e.conftest import book
+from tests.factories import book
 from tests.milvus.fake_cluster import FakeCluster
 from upserts.models import AuditEvent, ClusterEndpoint, UpsertJob
 from upserts.services.clusters import check_connection, update_cluster

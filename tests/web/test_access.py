@@ -12,7 +12,7 @@ from django.test import Client
 from django.urls import reverse
 
 from tests.factories import make_job
-from tests.web.conftest import log_in, page_text
+from tests.helpers import log_in, page_text
 from upserts import roles
 from upserts.checks import url_patterns
 from upserts.models import ClusterEndpoint, JobStatus

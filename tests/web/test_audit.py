@@ -10,7 +10,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from tests.factories import make_cluster, make_job, make_user
-from tests.web.conftest import log_in, page_text
+from tests.helpers import log_in, page_text
 from upserts.models import AuditAction, AuditEvent, BatchStatus, EntityWrite, UpsertBatch
 from upserts.services.audit import record_event
 

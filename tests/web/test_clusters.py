@@ -3,9 +3,8 @@
 import pytest
 from django.urls import reverse
 
-from tests.e2e.conftest import BOOK_FIELDS
-from tests.factories import make_cluster, make_job
-from tests.web.conftest import UNREACHABLE_URL, log_in, page_text
+from tests.factories import BOOK_FIELDS, make_cluster, make_job
+from tests.helpers import UNREACHABLE_URL, log_in, page_text
 from upserts.models import AuditAction, AuditEvent, ClusterEndpoint
 
 pytestmark = pytest.mark.django_db

@@ -4,7 +4,7 @@ import pytest
 from django.test import RequestFactory
 from django.urls import reverse
 
-from tests.web.conftest import log_in, page_text
+from tests.helpers import log_in, page_text
 from upserts.views import errors
 
 pytestmark = pytest.mark.django_db

@@ -9,7 +9,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from tests.factories import make_cluster, make_job
-from tests.web.conftest import page_text
+from tests.helpers import page_text
 from upserts.models import (
     AuditAction,
     AuditEvent,

@@ -9,9 +9,8 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import override_settings
 from django.urls import reverse
 
-from tests.e2e.conftest import BOOK_FIELDS, book
-from tests.factories import make_cluster, make_job
-from tests.web.conftest import log_in, page_text
+from tests.factories import BOOK_FIELDS, book, make_cluster, make_job
+from tests.helpers import log_in, page_text
 from upserts.models import AuditAction, AuditEvent, JobStatus, UpsertJob
 
 pytestmark = pytest.mark.django_db

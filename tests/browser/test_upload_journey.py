@@ -1,13 +1,14 @@
-"""A person's day in the console, in a real browser: from logging in to the audit trail."""
+"""A file's way through the console in a real browser: upload, preview, the running job,
+the failed rows, the jobs list, the audit trail and the entity lookup."""
 
 import json
 import re
 
 import pytest
 
-from tests.browser.conftest import Screenshots
-from tests.e2e.conftest import BOOK_FIELDS, book, query
-from tests.factories import PASSWORD, make_cluster, make_user_with_role
+from tests.browser.pages import Screenshots, log_in
+from tests.factories import BOOK_FIELDS, book, make_cluster, make_user_with_role
+from tests.helpers import query
 from upserts import roles
 from upserts.models import JobStatus, UpsertJob
 
@@ -29,14 +30,7 @@ def _books_file(tmp_path):
     return path
 
 
-def _log_in(page, live_server, username):
-    page.goto(f"{live_server.url}/jobs/")
-    page.fill("#id_username", username)
-    page.fill("#id_password", PASSWORD)
-    page.click("button:has-text('Log in')")
-
-
-def test_staff_load_a_file_and_follow_it_to_the_audit_trail(
+def test_an_operator_loads_a_file_and_follows_it_to_the_audit_trail(
     page, live_server, celery_worker, milvus, make_collection, tmp_path
 ):
     from playwright.sync_api import expect
@@ -44,42 +38,13 @@ def test_staff_load_a_file_and_follow_it_to_the_audit_trail(
     screenshot = Screenshots("flow")
 
     books = make_collection(BOOK_FIELDS)
-    make_user_with_role("ada", roles.CLUSTER_ADMINS)
+    cluster = make_cluster("embedded-milvus", base_url=milvus.url)
+    make_user_with_role("ada", roles.OPERATORS)
     books_file = _books_file(tmp_path)
+    log_in(page, live_server, "ada")
+    page.goto(f"{live_server.url}/clusters/{cluster.pk}/collections/{books}/")
 
-    # Log in: the console sends a visitor to the login page first.
-    page.goto(f"{live_server.url}/jobs/")
-    expect(page).to_have_url(re.compile(r"/login/\?next=/jobs/"))
-    screenshot(page, "login")
-    _log_in(page, live_server, "ada")
-    expect(page.locator("h1")).to_have_text("Jobs")
-
-    # Register the embedded Milvus as a cluster.
-    page.click("nav >> text=Clusters")
-    page.click("text=Add cluster")
-    page.fill("#id_name", "embedded-milvus")
-    page.fill("#id_base_url", milvus.url)
-    page.select_option("#id_api_version", "v1")
-    screenshot(page, "cluster-form")
-    page.click("button:has-text('Add cluster')")
-    expect(page.locator("h1")).to_contain_text("embedded-milvus")
-
-    # Test the connection: the latency and the collections found, without a page load.
-    page.click("button:has-text('Test connection')")
-    result = page.locator("#test-result")
-    expect(result).to_contain_text("connected")
-    expect(result).to_contain_text(books)
-    expect(page.locator("#last-test")).to_contain_text("reachable")
-    screenshot(page, "cluster-tested")
-
-    # The collection browser shows the schema as Milvus describes it.
-    result.get_by_role("link", name=books).click()
-    expect(page.locator("h1")).to_contain_text(books)
-    expect(page.locator("table")).to_contain_text("FloatVector")
-    expect(page.locator("table")).to_contain_text("dim 4")
-    screenshot(page, "collection-schema")
-
-    # Upload into it; a slow network shows the upload's progress bar moving.
+    # Upload into the collection; a slow network shows the upload's progress bar moving.
     page.click("text=Upload into this collection")
     expect(page.locator("#id_collection_name")).to_have_value(books)
     page.fill("#id_batch_size", "100")
@@ -170,17 +135,6 @@ def test_staff_load_a_file_and_follow_it_to_the_audit_trail(
     expect(writes).to_contain_text("ada")
     screenshot(page, "entity-lookup")
 
-    # The same pages on a phone, and the friendly 404.
-    page.set_viewport_size({"width": 390, "height": 844})
-    page.goto(f"{live_server.url}/jobs/{job.pk}/")
-    screenshot(page, "job-on-a-phone", full_page=False)
-    page.goto(f"{live_server.url}/jobs/")
-    screenshot(page, "jobs-on-a-phone", full_page=False)
-    page.set_viewport_size({"width": 1280, "height": 900})
-    page.goto(f"{live_server.url}/jobs/999999/")
-    expect(page.locator("h1")).to_have_text("There is nothing here")
-    screenshot(page, "not-found")
-
 
 def test_a_file_that_cannot_be_read_is_explained_on_the_form(
     page, live_server, milvus, make_collection, tmp_path
@@ -195,7 +149,7 @@ def test_a_file_that_cannot_be_read_is_explained_on_the_form(
     empty = tmp_path / "empty.jsonl"
     empty.write_bytes(b"")
 
-    _log_in(page, live_server, "otto")
+    log_in(page, live_server, "otto")
     page.click("nav >> text=New upload")
     # The collection picker becomes a list once the cluster has named its collections.
     page.locator("select#id_collection_name").select_option(books)

@@ -1,0 +1,188 @@
+"""What tests share that is not a fixture: the project's place, polling, a real Celery worker
+process, logging a test client in as a role, and reading a page's text."""
+
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import requests
+from django.db import connection
+from django.test import Client
+from rest_framework.test import APIClient
+
+from tests.factories import make_user, make_user_with_role
+from upserts import roles
+from upserts.services.api_tokens import create_api_token
+
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+
+
+def wait_until(condition: Callable[[], Any], *, timeout: float, interval: float = 0.1) -> Any:
+    """Poll ``condition`` until it returns something truthy; fail the test after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout} s")
+        time.sleep(interval)
+
+
+def database_url_of_test_database() -> str:
+    db = connection.settings_dict
+    if db["ENGINE"] == "django.db.backends.sqlite3":
+        return f"sqlite:///{Path(db['NAME']).resolve()}"
+    user = quote(db.get("USER") or "", safe="")
+    password = quote(db.get("PASSWORD") or "", safe="")
+    credentials = f"{user}:{password}@" if password else (f"{user}@" if user else "")
+    host = db.get("HOST") or "127.0.0.1"
+    port = f":{db['PORT']}" if db.get("PORT") else ""
+    return f"postgres://{credentials}{host}{port}/{db['NAME']}"
+
+
+class CeleryWorkerProcess:
+    """A real ``celery worker`` subprocess bound to the test database and queue."""
+
+    def __init__(
+        self, *, env: dict[str, str], log_path: Path, queue: str, beat: bool = True
+    ) -> None:
+        self.env = env
+        self.log_path = log_path
+        self.queue = queue
+        # The sweeper runs on Celery beat, embedded in one worker (-B).
+        self.beat = beat
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> "CeleryWorkerProcess":
+        log = open(self.log_path, "ab")  # noqa: SIM115 - handed to the child
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "console",
+                "worker",
+                "--loglevel=INFO",
+                "--pool=prefork",
+                "--concurrency=2",
+                "--without-gossip",
+                "--without-mingle",
+                "-Q",
+                self.queue,
+                "-n",
+                f"test-{uuid.uuid4().hex[:8]}@%h",
+                *(["-B", "-s", str(self.log_path.with_suffix(".beat"))] if self.beat else []),
+            ],
+            cwd=PROJECT_DIR,
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        log.close()
+        wait_until(self._ready, timeout=60, interval=0.2)
+        return self
+
+    def _ready(self) -> bool:
+        assert self.process is not None
+        if self.process.poll() is not None:
+            raise AssertionError(f"celery worker exited:\n{self.log_path.read_text()[-3000:]}")
+        return " ready." in self.log_path.read_text(errors="replace")
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.process = None
+
+
+WORKER_TEST_SETTINGS = {
+    "UPSERT_RETRY_ATTEMPTS": "4",
+    "UPSERT_RETRY_BASE_SECONDS": "0.05",
+    "UPSERT_RETRY_MAX_SECONDS": "0.2",
+    "UPSERT_LEASE_SECONDS": "8",
+    "UPSERT_SWEEP_SECONDS": "1",
+    "UPSERT_STALE_GRACE_SECONDS": "3",
+}
+
+
+ROLE_GROUPS = {
+    "viewer": roles.VIEWERS,
+    "operator": roles.OPERATORS,
+    "cluster_admin": roles.CLUSTER_ADMINS,
+}
+# Nothing listens on the discard port, so a request to it is refused at once.
+UNREACHABLE_URL = "http://127.0.0.1:9"
+
+
+def log_in(client: Client, role: str) -> None:
+    """Log the client in as a fresh user of ``role`` (``anonymous`` stays logged out)."""
+    if role == "anonymous":
+        return
+    if role == "non_staff":
+        user = make_user("outsider", staff=False)
+    elif role == "staff":
+        user = make_user("staff-no-role")
+    elif role == "superuser":
+        user = make_user("root", superuser=True)
+    else:
+        user = make_user_with_role(role, ROLE_GROUPS[role])
+    client.force_login(user)
+
+
+def token_client(user: Any) -> APIClient:
+    """A client that sends a fresh API token of ``user``, as a script would."""
+    client = APIClient()
+    key = create_api_token(user=user, name="tests").key
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {key}")
+    return client
+
+
+def page_text(response) -> str:
+    if getattr(response, "streaming", False):
+        return b"".join(response.streaming_content).decode()
+    return response.content.decode()
+
+
+def query(
+    milvus, collection: str, filter_: str, fields: list[str], *, count: int
+) -> list[dict[str, Any]]:
+    """Rows matching ``filter_``, once ``count`` of them are visible.
+
+    Milvus' default consistency is bounded staleness: a query right after an upsert may not
+    see it yet, so poll until the expected number of rows is visible (or fail the test).
+    """
+    rows: list[dict[str, Any]] = []
+
+    def visible() -> bool:
+        nonlocal rows
+        rows = _query_once(milvus, collection, filter_, fields)
+        return len(rows) >= count
+
+    wait_until(visible, timeout=30, interval=0.25)
+    return rows
+
+
+def _query_once(milvus, collection: str, filter_: str, fields: list[str]) -> list[dict[str, Any]]:
+    answer = requests.post(
+        f"{milvus.url}/v1/vector/query",
+        json={
+            "collectionName": collection,
+            "filter": filter_,
+            "outputFields": fields,
+            "limit": 16384,
+        },
+        timeout=30,
+    ).json()
+    assert answer["code"] == 200, answer
+    return sorted(answer["data"], key=lambda row: int(row["book_id"]))
