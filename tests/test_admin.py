@@ -135,7 +135,7 @@ def test_every_change_to_a_cluster_in_admin_is_audited_like_on_the_console_pages
     assert all(TOKEN not in str(e.details) and "new-key" not in str(e.details) for e in events)
 
 
-def test_clusters_deleted_from_the_admin_list_are_audited_and_one_with_jobs_stays(admin_client):
+def test_a_selection_holding_a_cluster_with_jobs_deletes_none_and_says_why(admin_client):
     used = make_cluster("used")
     make_job(used)
     spare = make_cluster("spare")
@@ -147,7 +147,20 @@ def test_clusters_deleted_from_the_admin_list_are_audited_and_one_with_jobs_stay
     )
 
     assert response.status_code == 200
-    remaining = set(ClusterEndpoint.objects.values_list("name", flat=True))
-    assert "used" in remaining
+    # The admin itself refuses first: a job protects its cluster.
+    assert "Cannot delete cluster endpoint" in response.content.decode()
+    assert set(ClusterEndpoint.objects.values_list("name", flat=True)) == {"used", "spare"}
+    assert not AuditEvent.objects.filter(action=AuditAction.CLUSTER_DELETED).exists()
+
+
+def test_clusters_deleted_from_the_admin_list_are_each_audited(admin_client):
+    first, second = make_cluster("first"), make_cluster("second")
+
+    admin_client.post(
+        reverse("admin:upserts_clusterendpoint_changelist"),
+        {"action": "delete_selected", "_selected_action": [first.pk, second.pk], "post": "yes"},
+    )
+
+    assert not ClusterEndpoint.objects.exists()
     deleted = AuditEvent.objects.filter(action=AuditAction.CLUSTER_DELETED)
-    assert {e.details["name"] for e in deleted} == {"spare", "used"} - remaining
+    assert {e.details["name"] for e in deleted} == {"first", "second"}

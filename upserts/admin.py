@@ -4,14 +4,17 @@ Cluster tokens are write-only here too: the form never renders the stored value,
 the field blank keeps it. Audit events can be read, never added, changed or deleted.
 """
 
+from collections.abc import Callable
 from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
+from django.db import transaction
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponseRedirect
 
 from upserts.client_address import client_ip
+from upserts.errors import ConsoleError
 from upserts.models import (
     ApiToken,
     AuditEvent,
@@ -97,20 +100,30 @@ class ClusterEndpointAdmin(admin.ModelAdmin):
         clusters.delete_cluster(obj, actor=request.user, client_ip=client_ip(request))
 
     def delete_queryset(self, request: HttpRequest, queryset: QuerySet[ClusterEndpoint]) -> None:
-        for cluster in queryset:
-            self.delete_model(request, cluster)
+        # All or none: one cluster with jobs keeps the others of the selection too.
+        with transaction.atomic():
+            for cluster in queryset:
+                self.delete_model(request, cluster)
 
     def delete_view(self, request: HttpRequest, object_id: str, extra_context: Any = None) -> Any:
-        try:
-            return super().delete_view(request, object_id, extra_context)
-        except clusters.ClusterInUse as exc:
-            self.message_user(request, str(exc), level=messages.ERROR)
-            return HttpResponseRedirect(request.path)
+        return self._refusal_shown(
+            request,
+            lambda: super(ClusterEndpointAdmin, self).delete_view(
+                request, object_id, extra_context
+            ),
+        )
 
     def response_action(self, request: HttpRequest, queryset: QuerySet[Any]) -> Any:
+        return self._refusal_shown(
+            request, lambda: super(ClusterEndpointAdmin, self).response_action(request, queryset)
+        )
+
+    def _refusal_shown(self, request: HttpRequest, answer: Callable[[], Any]) -> Any:
+        """A deletion the services refuse (a cluster that has jobs) becomes a message on the
+        page it was asked from, as on the console's own pages."""
         try:
-            return super().response_action(request, queryset)
-        except clusters.ClusterInUse as exc:
+            return answer()
+        except ConsoleError as exc:
             self.message_user(request, str(exc), level=messages.ERROR)
             return HttpResponseRedirect(request.get_full_path())
 
