@@ -48,12 +48,28 @@ ENTITIES = [
     book(emb=[0.5, 1e39, 0.5, 0.5]),
     book(emb=[0.5, 2**64 - 1, 0.5, 0.5]),
     book(emb=[0.5, 0.5, 0.5]),
-    book(emb="[0.5, 0.5, 0.5, 0.5]"),
     book(emb={"0": 0.5}),
     book(meta=True, emb=[0.5, 0.5, 0.5, 0.5]),
     book(book_id=True),
     book(unknown="x"),
 ]
+
+
+@pytest.mark.parametrize("file_format", ["json", "jsonl"])
+def test_a_vector_given_as_json_text_goes_out_as_an_array(file_format):
+    entity = book(emb="[0.5, 0.25, 0.5, 0.5]")
+
+    prepared = RowPreparer(SCHEMA, file_format=file_format).prepare(entity, orjson.dumps(entity))
+
+    assert not isinstance(prepared, RefusedRow)
+    assert orjson.loads(prepared[1])["emb"] == [0.5, 0.25, 0.5, 0.5]
+
+
+def test_a_vector_given_as_broken_json_text_says_so():
+    prepared = RowPreparer(SCHEMA, file_format="jsonl").prepare(book(emb="[0.5, 0.25"), None)
+
+    assert isinstance(prepared, RefusedRow)
+    assert "field `emb`" in prepared.reason and "not valid JSON" in prepared.reason
 
 
 @pytest.mark.parametrize("entity", ENTITIES, ids=range(len(ENTITIES)))

@@ -23,6 +23,7 @@ import orjson
 from upserts.milvus.schema import CollectionSchema
 from upserts.readers import NumberVector
 from upserts.validation.entities import EntityValidator, RowProblem
+from upserts.validation.file_shapes import RowUnpacker
 from upserts.validation.text_cells import (
     coerce_text_values,
     float_vector_fields,
@@ -57,6 +58,7 @@ class RowPreparer:
         self.number_vector_columns = (
             float_vector_fields(schema) if file_format == "parquet" else frozenset()
         )
+        self.unpacker = RowUnpacker(schema, vectors_as_text=file_format in ("json", "jsonl"))
 
     def prepare(
         self, entity: dict[str, Any], encoded: bytes | None
@@ -65,6 +67,12 @@ class RowPreparer:
 
         ``encoded`` is the entity's own JSON text when the file holds it as is (JSON Lines).
         """
+        unpacked, problems = self.unpacker.unpack(entity)
+        if problems:
+            return RefusedRow(problems, entity)
+        if unpacked is not None:
+            # The file's own text no longer says what is sent.
+            entity, encoded = unpacked, None
         if self._from_text:
             return self._prepare_text(entity)
         if encoded is not None:

@@ -22,7 +22,8 @@ from upserts.services.clusters import client_for
 from upserts.services.read_limits import read_limits
 from upserts.templatetags.console import cell
 from upserts.validation.collections import schema_warnings
-from upserts.validation.entities import EntityValidator
+from upserts.validation.entities import EntityValidator, RowProblem
+from upserts.validation.file_shapes import RowUnpacker
 from upserts.validation.text_cells import coerce_text_values
 
 # Read-ahead (up to 256 KiB) counts as consumed, so the sample must be much larger than that.
@@ -122,10 +123,18 @@ def _preview_row(
 ) -> PreviewRow:
     if error is not None or entity is None:
         return PreviewRow(number=number, problems={"": [error or "unreadable row"]})
-    if validator is not None and job.file_format == "csv":
-        entity = coerce_text_values(entity, validator.schema)
     row = PreviewRow(number=number)
-    for problem in validator.check(entity) if validator else []:
+    problems: list[RowProblem] = []
+    if validator is not None:
+        unpacked, problems = RowUnpacker(
+            validator.schema, vectors_as_text=job.file_format in ("json", "jsonl")
+        ).unpack(entity)
+        entity = unpacked if unpacked is not None else entity
+        if job.file_format == "csv":
+            entity = coerce_text_values(entity, validator.schema)
+        if not problems:
+            problems = validator.check(entity)
+    for problem in problems:
         row.problems.setdefault(problem.field, []).append(problem.message)
     # Kept as the page shows them, cut short: twenty rows of 4 MiB vectors would otherwise
     # stay in the web process as some 600 MB of Python floats.

@@ -49,21 +49,24 @@ def random_value(rng: random.Random, depth: int = 0):
 def test_the_row_guard_hands_the_parser_exactly_the_rows_it_would_read_without_it(seed):
     rng = random.Random(seed)
     rows = [random_value(rng) for _ in range(rng.randint(1, 30))]
-    array = rng.random() < 0.7
-    if array:
+    layout = rng.choice(["array", "array", "rows", "objects"])
+    if layout == "array":
         text = json.dumps(rows, ensure_ascii=rng.random() < 0.5).encode()
+    elif layout == "rows":
+        text = json.dumps({"rows": rows}, ensure_ascii=rng.random() < 0.5).encode()
     else:
         rows = [{"row": row} for row in rows]
         text = b"\n".join(json.dumps(row).encode() for row in rows)
-    prefix = "item" if array else ""
+    prefix, depth = {"array": ("item", 1), "rows": ("rows.item", 2), "objects": ("", 0)}[layout]
     guard = JsonRowGuard(
-        Trickle(text, seed), filename="f.json", limits=ReadLimits(), top_level_array=array
+        Trickle(text, seed), filename="f.json", limits=ReadLimits(), row_depth=depth
     )
+    several = layout == "objects"
 
-    guarded = list(ijson.items(guard, prefix, use_float=True, multiple_values=not array))
+    guarded = list(ijson.items(guard, prefix, use_float=True, multiple_values=several))
 
     assert guarded == list(
-        ijson.items(io.BytesIO(text), prefix, use_float=True, multiple_values=not array)
+        ijson.items(io.BytesIO(text), prefix, use_float=True, multiple_values=several)
     )
     assert not guard.dropped
 

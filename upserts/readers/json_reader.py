@@ -1,10 +1,12 @@
-"""JSON files: one object, an array of objects, or objects one after another.
+"""JSON files: one object, an array of objects, objects one after another, or the layout
+Milvus' bulk import reads and BulkWriter writes, ``{"rows": [...]}``.
 
 The file is parsed incrementally with ijson, so a multi-gigabyte array costs the memory of one
 element at a time.
 """
 
 import json
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -23,6 +25,9 @@ from upserts.readers.base import (
 from upserts.readers.limits import DEFAULT_LIMITS, JsonRowGuard, ReadLimits
 
 _WHITESPACE = b" \t\r\n"
+# The start of Milvus' bulk-import layout: an object whose first key "rows" holds an array of
+# objects (or nothing). An entity whose first field is an array named rows reads as an entity.
+_ROWS_LAYOUT = re.compile(rb'\{[ \t\r\n]*"rows"[ \t\r\n]*:[ \t\r\n]*\[[ \t\r\n]*[{\]]')
 
 
 def read_json(
@@ -34,12 +39,14 @@ def read_json(
 ) -> Iterator[SourceRow]:
     first = _first_significant_byte(stream)
     guard: JsonRowGuard | None = None
+    rows_layout = first == b"{" and _ROWS_LAYOUT.match(stream.peek(256)) is not None
     if first in (b"[", b"{"):
-        guard = JsonRowGuard(
-            stream, filename=filename, limits=limits, top_level_array=first == b"["
-        )
+        depth = 2 if rows_layout else (1 if first == b"[" else 0)
+        guard = JsonRowGuard(stream, filename=filename, limits=limits, row_depth=depth)
     if first == b"[":
         values = ijson.items(guard, "item", use_float=True)
+    elif rows_layout:
+        values = ijson.items(guard, "rows.item", use_float=True)
     elif first == b"{":
         # Objects one after another (a JSON Lines file saved as .json) are entities too.
         values = ijson.items(guard, "", use_float=True, multiple_values=True)
@@ -80,7 +87,8 @@ def read_json(
     except ijson.JSONError as exc:
         raise _broken_json_error(filename, exc, rows_read=number, end=stream.bytes_read) from None
     if number == 0:
-        raise no_rows_error(filename, "the JSON array is empty")
+        where = 'the "rows" array' if rows_layout else "the JSON array"
+        raise no_rows_error(filename, f"{where} is empty")
 
 
 def _first_significant_byte(stream: ByteStream) -> bytes:

@@ -93,14 +93,14 @@ class JsonRowGuard(io.RawIOBase):
     one row's text, and the parser never builds what it was not allowed to.
     """
 
-    def __init__(
-        self, inner: Any, *, filename: str, limits: ReadLimits, top_level_array: bool
-    ) -> None:
+    def __init__(self, inner: Any, *, filename: str, limits: ReadLimits, row_depth: int) -> None:
+        """``row_depth`` is how deep the rows lie: 0 for values one after another, 1 in a
+        top-level array, 2 in the array of Milvus' ``{"rows": [...]}`` layout."""
         super().__init__()
         self._inner = inner
         self._filename = filename
         self._limits = limits
-        self._base = 1 if top_level_array else 0
+        self._base = row_depth
         self.marker = "\x00dropped row " + secrets.token_hex(8)
         self._marker_json = b'"\\u0000dropped row ' + self.marker[-16:].encode() + b'"'
         # Why each dropped row was dropped, with the start of its text, in file order.

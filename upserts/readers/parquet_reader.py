@@ -1,5 +1,6 @@
 """Parquet, read one record batch at a time; row groups before a checkpoint are not even read."""
 
+import re
 from collections.abc import Iterator
 from typing import Any, BinaryIO
 
@@ -64,6 +65,7 @@ def read_parquet(
 
     _check_nesting(parquet.schema_arrow, filename, limits)
     casts, binary_columns = _json_conversions(parquet.schema_arrow)
+    index_columns = pandas_index_columns(parquet.schema_arrow)
     batches = decoded_batches(
         source, first_group=first_group, batch_rows=batch_rows, filename=filename, limits=limits
     )
@@ -89,6 +91,8 @@ def read_parquet(
                 batch = batch.set_column(
                     index, batch.schema.field(index).name, batch.column(index).cast(target)
                 )
+            if index_columns:
+                batch = batch.drop_columns(index_columns)
             for entity in _entities(batch, number_vector_columns):
                 number += 1
                 for name in binary_columns:
@@ -245,6 +249,29 @@ def _float_lists(column: pa.Array) -> list[Any] | None:
     ]
     _blank_null_rows(column, rows)
     return rows
+
+
+_PANDAS_INDEX_NAME = re.compile(r"__index_level_\d+__")
+
+
+def pandas_index_columns(schema: pa.Schema) -> list[str]:
+    """Columns that hold a pandas DataFrame's unnamed index, not entity fields.
+
+    pandas lists its index columns in the file's ``pandas`` metadata; one it named itself
+    (``__index_level_0__``, the row labels left by filtering a DataFrame) holds no field. An
+    index the user named (``df.set_index("id")``) is data, so it stays a column, and a
+    RangeIndex is stored in the metadata, not as a column.
+    """
+    try:
+        metadata = schema.pandas_metadata or {}
+    except (ValueError, TypeError):  # metadata that is not JSON: not pandas' own
+        return []
+    named = metadata.get("index_columns", []) if isinstance(metadata, dict) else []
+    return [
+        name
+        for name in named
+        if isinstance(name, str) and _PANDAS_INDEX_NAME.fullmatch(name) and name in schema.names
+    ]
 
 
 def _json_conversions(schema: pa.Schema) -> tuple[dict[int, pa.DataType], list[str]]:
