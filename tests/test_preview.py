@@ -26,3 +26,22 @@ def test_rows_behind_a_flood_of_blank_lines_are_not_hunted_for(settings):
     assert [row.number for row in preview.rows] == [1, 2]
     assert preview.file_error == ""
     assert any("Only the first 1,048,576 bytes" in warning for warning in preview.warnings)
+
+
+def test_the_preview_unpacks_meta_and_reads_vectors_given_as_json_text(books_cluster):
+    rows = (
+        b'{"book_id": 1, "title": "a", "emb": "[0.5, 0.5, 0.5, 0.5]", "$meta": {"colour": "red"}}\n'
+        b'{"book_id": 2, "title": "b", "emb": [0.5, 0.5, 0.5, 0.5], "$meta": "[1, 2]"}\n'
+    )
+    job = make_job(
+        books_cluster,
+        content=rows,
+        original_filename="books.jsonl",
+        file_format="jsonl",
+        collection_name="books",
+    )
+
+    first, second = preview_job(job).rows
+
+    assert first.is_valid and first.values["colour"] == "red" and "$meta" not in first.values
+    assert second.problems == {"$meta": ["field `$meta` holds list, not a JSON object of fields"]}
