@@ -237,6 +237,11 @@ class UpsertJob(models.Model):
     retry_of = models.ForeignKey(
         "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="retries"
     )
+    # {file column: field, or null to leave it out}; see upserts.column_mapping.
+    column_mapping = models.JSONField(default=dict, blank=True)
+    dry_run = models.BooleanField(
+        default=False, help_text="Reads and checks every row, and sends nothing."
+    )
 
     batch_size = models.PositiveIntegerField(
         default=BATCH_SIZE.default, validators=BATCH_SIZE.validators()

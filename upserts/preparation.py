@@ -20,6 +20,7 @@ from typing import Any
 
 import orjson
 
+from upserts.column_mapping import ColumnMapping
 from upserts.milvus.schema import CollectionSchema
 from upserts.readers import NumberVector
 from upserts.validation.entities import EntityValidator, RowProblem
@@ -35,8 +36,8 @@ _ENCODE_OPTIONS = orjson.OPT_SERIALIZE_NUMPY
 
 @dataclass(slots=True)
 class RefusedRow:
-    """A row the checks refused, kept as checked (CSV text already typed) for the failed-rows
-    download."""
+    """A row the checks refused, kept as checked (CSV text already typed) in the file's own
+    column names, for the failed-rows download and a retry."""
 
     problems: list[RowProblem]
     entity: dict[str, Any]
@@ -49,16 +50,43 @@ class RefusedRow:
 class RowPreparer:
     """Checks and encodes the rows of one file for one collection."""
 
-    def __init__(self, schema: CollectionSchema, *, file_format: str) -> None:
+    def __init__(
+        self,
+        schema: CollectionSchema,
+        *,
+        file_format: str,
+        mapping: ColumnMapping | None = None,
+    ) -> None:
         self.validator = EntityValidator(schema)
         self._schema = schema
         self._primary = schema.primary_field.name
         self._from_text = file_format == "csv"
         self._json_text_fields = json_text_fields(schema) if self._from_text else frozenset()
+        self.unpacker = RowUnpacker(schema, file_format=file_format, mapping=mapping)
+        columns = self.unpacker.mapping.column_for
+        parquet = file_format == "parquet"
+        # What the Parquet reader is told, in the file's own column names.
         self.number_vector_columns = (
-            float_vector_fields(schema) if file_format == "parquet" else frozenset()
+            frozenset(columns(name) for name in float_vector_fields(schema))
+            if parquet
+            else frozenset()
         )
-        self.unpacker = RowUnpacker(schema, vectors_as_text=file_format in ("json", "jsonl"))
+        self.half_float_columns = {
+            columns(f.name): f.data_type
+            for f in schema.fields
+            if parquet and f.data_type in ("Float16Vector", "BFloat16Vector")
+        }
+
+    def checked(self, entity: dict[str, Any]) -> tuple[dict[str, Any], list[RowProblem]]:
+        """The entity as it would be sent and what is wrong with it: what the preview shows."""
+        unpacked, problems = self.unpacker.unpack(entity)
+        if problems:
+            return entity, problems
+        if unpacked is not None:
+            entity = unpacked
+        if self._from_text:
+            entity = coerce_text_values(entity, self._schema)
+        return entity, self.validator.check(entity)
 
     def prepare(
         self, entity: dict[str, Any], encoded: bytes | None
@@ -67,6 +95,7 @@ class RowPreparer:
 
         ``encoded`` is the entity's own JSON text when the file holds it as is (JSON Lines).
         """
+        original = entity
         unpacked, problems = self.unpacker.unpack(entity)
         if problems:
             return RefusedRow(problems, entity)
@@ -74,7 +103,7 @@ class RowPreparer:
             # The file's own text no longer says what is sent.
             entity, encoded = unpacked, None
         if self._from_text:
-            return self._prepare_text(entity)
+            return self._prepare_text(original, entity)
         if encoded is not None:
             problems = self.validator.check(entity, may_hold_booleans=may_hold_booleans(encoded))
         else:
@@ -82,11 +111,13 @@ class RowPreparer:
             if not problems:
                 encoded = orjson.dumps(entity, default=_array_values, option=_ENCODE_OPTIONS)
         if problems:
-            return RefusedRow(problems, entity)
+            return RefusedRow(problems, self.unpacker.restore(original, entity))
         assert encoded is not None
         return entity[self._primary], encoded
 
-    def _prepare_text(self, cells: dict[str, str]) -> tuple[Any, bytes] | RefusedRow:
+    def _prepare_text(
+        self, original: dict[str, str], cells: dict[str, str]
+    ) -> tuple[Any, bytes] | RefusedRow:
         entity = coerce_text_values(cells, self._schema)
         json_cells = [
             (name, cells[name])
@@ -96,7 +127,7 @@ class RowPreparer:
         booleans = any(may_hold_booleans_text(text) for _, text in json_cells)
         problems = self.validator.check(entity, may_hold_booleans=booleans)
         if problems:
-            return RefusedRow(problems, entity)
+            return RefusedRow(problems, self.unpacker.restore(original, entity))
         # The cells parsed as JSON for the check, so their text is JSON fit to send as it is.
         outgoing = dict(entity)
         for name, text in json_cells:

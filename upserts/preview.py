@@ -9,9 +9,11 @@ from typing import IO, Any, BinaryIO, cast
 
 from django.conf import settings
 
+from upserts.column_mapping import ColumnMapping
 from upserts.milvus.errors import ClusterError
 from upserts.milvus.schema import CollectionSchema
 from upserts.models import UpsertJob
+from upserts.preparation import RowPreparer
 from upserts.readers import (
     DecompressedTooLarge,
     FileFormatError,
@@ -22,9 +24,7 @@ from upserts.services.clusters import client_for
 from upserts.services.read_limits import read_limits
 from upserts.templatetags.console import cell
 from upserts.validation.collections import schema_warnings
-from upserts.validation.entities import EntityValidator, RowProblem
-from upserts.validation.file_shapes import RowUnpacker
-from upserts.validation.text_cells import coerce_text_values
+from upserts.validation.entities import RowProblem
 
 # Read-ahead (up to 256 KiB) counts as consumed, so the sample must be much larger than that.
 _ESTIMATE_SAMPLE_ROWS = 100_000
@@ -44,15 +44,50 @@ class PreviewRow:
         return not self.problems
 
 
+@dataclass(frozen=True)
+class ColumnChoice:
+    """One column of the file and the field it fills, for the mapping the preview offers."""
+
+    column: str
+    target: str  # a field name, IGNORE, or "" for none (the dynamic field, if there is one)
+    mapped: bool  # the person's mapping says so, rather than the column's name
+
+    IGNORE = "-"
+
+
 @dataclass
 class Preview:
     job: UpsertJob
     rows: list[PreviewRow] = field(default_factory=list)
+    # The collection's fields and then what else the rows hold, in the names sent.
     columns: list[str] = field(default_factory=list)
+    # The columns of the file as it is, before the mapping.
+    file_columns: list[str] = field(default_factory=list)
+    mapping: ColumnMapping = field(default_factory=ColumnMapping)
     schema: CollectionSchema | None = None
     warnings: list[str] = field(default_factory=list)
     target_error: str = ""
     file_error: str = ""
+
+    @property
+    def column_choices(self) -> list[ColumnChoice]:
+        fields = {f.name for f in self.schema.fields} if self.schema else set()
+        choices = []
+        for column in self.file_columns:
+            if column in self.mapping.columns:
+                target = self.mapping.columns[column]
+                choices.append(ColumnChoice(column, target or ColumnChoice.IGNORE, mapped=True))
+            else:
+                choices.append(ColumnChoice(column, column if column in fields else "", False))
+        return choices
+
+    @property
+    def unfilled_fields(self) -> list[str]:
+        """Fields of the collection that no column fills, but for an autoID key."""
+        if self.schema is None:
+            return []
+        filled = {choice.target for choice in self.column_choices}
+        return [f.name for f in self.schema.fields if f.name not in filled and not f.auto_id]
 
     @property
     def can_start(self) -> bool:
@@ -75,7 +110,12 @@ def preview_job(job: UpsertJob, *, limit: int = 20) -> Preview:
         )
     except ClusterError as exc:
         preview.target_error = str(exc)
-    validator = EntityValidator(preview.schema) if preview.schema else None
+    preview.mapping = ColumnMapping.from_json(job.column_mapping)
+    preparer = (
+        RowPreparer(preview.schema, file_format=job.file_format, mapping=preview.mapping)
+        if preview.schema is not None
+        else None
+    )
     if preview.schema is not None:
         preview.warnings = schema_warnings(preview.schema)
         preview.columns = [f.name for f in preview.schema.fields]
@@ -95,9 +135,13 @@ def preview_job(job: UpsertJob, *, limit: int = 20) -> Preview:
                 gzipped=job.is_gzipped,
                 filename=job.original_filename,
                 max_decompressed_bytes=min(settings.UPLOAD_MAX_DECOMPRESSED_BYTES, prefix),
+                half_float_columns=preparer.half_float_columns if preparer else None,
                 limits=read_limits(),
             ):
-                preview.rows.append(_preview_row(row.number, row.entity, row.error, job, validator))
+                for name in row.entity or ():
+                    if name not in preview.file_columns:
+                        preview.file_columns.append(name)
+                preview.rows.append(_preview_row(row.number, row.entity, row.error, preparer))
                 if len(preview.rows) >= limit:
                     break
     except (_PrefixSpent, DecompressedTooLarge):
@@ -118,22 +162,14 @@ def _preview_row(
     number: int,
     entity: dict[str, Any] | None,
     error: str | None,
-    job: UpsertJob,
-    validator: EntityValidator | None,
+    preparer: RowPreparer | None,
 ) -> PreviewRow:
     if error is not None or entity is None:
         return PreviewRow(number=number, problems={"": [error or "unreadable row"]})
     row = PreviewRow(number=number)
     problems: list[RowProblem] = []
-    if validator is not None:
-        unpacked, problems = RowUnpacker(
-            validator.schema, vectors_as_text=job.file_format in ("json", "jsonl")
-        ).unpack(entity)
-        entity = unpacked if unpacked is not None else entity
-        if job.file_format == "csv":
-            entity = coerce_text_values(entity, validator.schema)
-        if not problems:
-            problems = validator.check(entity)
+    if preparer is not None:
+        entity, problems = preparer.checked(entity)
     for problem in problems:
         row.problems.setdefault(problem.field, []).append(problem.message)
     # Kept as the page shows them, cut short: twenty rows of 4 MiB vectors would otherwise

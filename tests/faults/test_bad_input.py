@@ -73,7 +73,7 @@ EXPECTED = {
     "infinity_in_vector.jsonl": row_fails(3, "number is infinity"),
     "null_in_vector.jsonl": row_fails(3, "field `emb`: value 1 of 4 is null"),
     "empty_vector.jsonl": row_fails(3, "field `emb`: expected 4 floats, got 0"),
-    "vector_as_text.jsonl": row_fails(3, "field `emb`: expected a list of 4 floats, got \"[0.1"),
+    "vector_as_text.jsonl": row_fails(3, 'field `emb`: expected a list of 4 floats, got "[0.1'),
     "string_in_int.jsonl": row_fails(3, 'field `rank`: expected an integer, got "high"'),
     "string_in_double.jsonl": row_fails(3, 'field `price`: expected a number, got "cheap"'),
     "int64_overflow.jsonl": row_fails(3, "outside the Int64 range"),

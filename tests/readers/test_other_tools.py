@@ -5,7 +5,10 @@ import io
 import json
 from pathlib import Path
 
+import ml_dtypes
+import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
@@ -71,6 +74,7 @@ def read_as_milvus_would(path: Path, collection: CollectionSchema) -> list:
             gzipped=detected.gzipped,
             filename=path.name,
             number_vector_columns=preparer.number_vector_columns,
+            half_float_columns=preparer.half_float_columns,
         ):
             assert row.error is None, row.error
             prepared = preparer.prepare(row.entity, row.encoded)
@@ -155,3 +159,156 @@ def test_an_entity_whose_first_field_is_an_array_called_rows_is_still_one_entity
     rows = list(read_rows(io.BytesIO(text), file_format="json", gzipped=False, filename="e.json"))
 
     assert [row.entity for row in rows] == [{"rows": [1, 2], "book_id": 7}]
+
+
+def every_vector_type_file(tmp_path: Path) -> Path:
+    """A BulkWriter Parquet file with each field type that it encodes in a way of its own."""
+    from pymilvus import CollectionSchema as MilvusSchema
+    from pymilvus import DataType
+    from pymilvus import FieldSchema as MilvusField
+    from pymilvus.bulk_writer import BulkFileType, LocalBulkWriter
+
+    milvus_schema = MilvusSchema(
+        [
+            MilvusField("book_id", DataType.INT64, is_primary=True),
+            MilvusField("emb", DataType.FLOAT_VECTOR, dim=4),
+            MilvusField("half", DataType.FLOAT16_VECTOR, dim=4),
+            MilvusField("brain", DataType.BFLOAT16_VECTOR, dim=4),
+            MilvusField("bits", DataType.BINARY_VECTOR, dim=16),
+            MilvusField("sparse", DataType.SPARSE_FLOAT_VECTOR),
+            MilvusField("info", DataType.JSON),
+            MilvusField(
+                "tags", DataType.ARRAY, element_type=DataType.VARCHAR, max_capacity=4, max_length=8
+            ),
+        ],
+        enable_dynamic_field=True,
+    )
+    writer = LocalBulkWriter(
+        schema=milvus_schema, local_path=str(tmp_path / "types"), file_type=BulkFileType.PARQUET
+    )
+    for row in EVERY_TYPE_ROWS:
+        writer.append_row(
+            {
+                **row,
+                "half": np.array(row["half"], dtype=np.float16),
+                "brain": np.array(row["brain"], dtype=ml_dtypes.bfloat16),
+                "bits": bytes(row["bits"]),
+            }
+        )
+    writer.commit()
+    return Path(writer.batch_files[0][0])
+
+
+EVERY_TYPE_ROWS = [
+    {
+        "book_id": book_id,
+        "emb": [0.5, -0.25, 1.0, float(book_id)],
+        "half": [0.5, -0.25, 1.0, 1024.0 + book_id],
+        "brain": [0.5, -0.25, 1.0, 2.0**20],
+        "bits": [book_id, 255],
+        "sparse": {3: 0.5, 17: 1.25},
+        "info": {"shelf": book_id, "tags": ["old"]},
+        "tags": ["a", "b"],
+        "colour": "red",
+    }
+    for book_id in (1, 2, 3)
+]
+
+
+def every_type_schema() -> CollectionSchema:
+    return CollectionSchema(
+        name="types",
+        fields=(
+            FieldSchema("book_id", "Int64", is_primary=True),
+            FieldSchema("emb", "FloatVector", dim=4),
+            FieldSchema("half", "Float16Vector", dim=4),
+            FieldSchema("brain", "BFloat16Vector", dim=4),
+            FieldSchema("bits", "BinaryVector", dim=16),
+            FieldSchema("sparse", "SparseFloatVector"),
+            FieldSchema("info", "JSON"),
+            FieldSchema("tags", "Array", element_type="VarChar", max_length=8),
+        ),
+        enable_dynamic_field=True,
+    )
+
+
+def test_each_bulk_writer_parquet_encoding_is_read_as_the_value_it_encodes(tmp_path):
+    path = every_vector_type_file(tmp_path)
+    # The layout the reader meets, as BulkWriter wrote it.
+    types = {field.name: str(field.type) for field in pq.read_schema(path)}
+    assert types["half"] == types["brain"] == types["bits"] == "list<element: uint8>"
+    assert types["emb"] == "list<element: float>"
+    assert types["sparse"] == types["info"] == types["$meta"] == "large_string"  # pandas 3
+
+    sent = read_as_milvus_would(path, every_type_schema())
+
+    expected = [{**row, "sparse": {"3": 0.5, "17": 1.25}} for row in EVERY_TYPE_ROWS]
+    assert sent == expected
+
+
+def test_16_bit_vector_bytes_that_are_not_whole_values_fail_their_row(tmp_path):
+    path = tmp_path / "odd.parquet"
+    pq.write_table(
+        pa.table(
+            {
+                "book_id": pa.array([1], pa.int64()),
+                "emb": pa.array([[0.5] * 4], pa.list_(pa.float32())),
+                "half": pa.array([[0, 60, 0, 56, 0, 188, 0]], pa.list_(pa.uint8())),
+                "brain": pa.array([None], pa.list_(pa.uint8())),
+            }
+        ),
+        path,
+    )
+    collection = CollectionSchema(
+        name="halves",
+        fields=(
+            FieldSchema("book_id", "Int64", is_primary=True),
+            FieldSchema("emb", "FloatVector", dim=4),
+            FieldSchema("half", "Float16Vector", dim=4),
+            FieldSchema("brain", "BFloat16Vector", dim=4, nullable=True),
+        ),
+    )
+
+    (refused,) = read_as_milvus_would(path, collection)
+
+    assert refused == "field `half`: expected 4 floats, got 7"
+
+
+def test_pandas_numpy_vectors_and_repeated_text_load_as_they_are(tmp_path):
+    # numpy float64 vectors (list<double>) and text that Parquet stores dictionary-encoded.
+    frame = pd.DataFrame(
+        {
+            "book_id": np.arange(1, 201, dtype=np.int64),
+            "title": ["Same title"] * 200,
+            "emb": [np.array([0.5, 0.5, -0.25, float(i)]) for i in range(200)],
+        }
+    )
+    path = tmp_path / "numpy.parquet"
+    frame.to_parquet(path)
+    column = pq.ParquetFile(path).metadata.row_group(0).column(1)
+    assert "RLE_DICTIONARY" in column.encodings
+    assert str(pq.read_schema(path).field("emb").type) == "list<element: double>"
+
+    sent = read_as_milvus_would(path, schema(dynamic=False))
+
+    assert len(sent) == 200 and sent[199] == {
+        "book_id": 200,
+        "title": "Same title",
+        "emb": [0.5, 0.5, -0.25, 199.0],
+    }
+
+
+def test_a_named_evenly_spaced_pandas_index_kept_only_in_metadata_is_rebuilt(tmp_path):
+    frame = pd.DataFrame({"book_id": [10, 20, 30, 40], "title": list("abcd")})
+    frame["emb"] = [[0.5] * 4] * 4
+    path = tmp_path / "range.parquet"
+    frame.set_index("book_id").to_parquet(path, row_group_size=3)
+    assert "book_id" not in pq.read_schema(path).names  # only in the pandas metadata
+
+    sent = read_as_milvus_would(path, schema(dynamic=False))
+    with path.open("rb") as source:
+        resumed = list(read_rows(source, file_format="parquet", gzipped=False,
+                                 filename="range.parquet", start_after=2))  # fmt: skip
+
+    assert [row["book_id"] for row in sent] == [10, 20, 30, 40]
+    assert [(row.number, row.entity["book_id"]) for row in resumed] == [(3, 30), (4, 40)]

@@ -5,7 +5,7 @@ row and goes on, and raises FileFormatError only when the rest of the file canno
 Nothing here knows about Django, so workers, commands and tests share it as it is.
 """
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import BinaryIO
 
 from upserts.readers.base import ByteStream
@@ -40,6 +40,7 @@ def read_rows(
     start_after: int = 0,
     max_decompressed_bytes: int | None = None,
     number_vector_columns: frozenset[str] = frozenset(),
+    half_float_columns: Mapping[str, str] | None = None,
     limits: ReadLimits = DEFAULT_LIMITS,
 ) -> Iterator[SourceRow]:
     """Rows of the file in order, numbered from 1; the first ``start_after`` are skipped.
@@ -48,7 +49,8 @@ def read_rows(
     open, and its position is where reading starts. ``max_decompressed_bytes`` bounds what a
     gzip file may expand to. Problems with the file as a whole surface as FileFormatError
     while iterating, after the rows that could be read before them. Parquet float-list cells
-    of ``number_vector_columns`` come as NumberVector instead of lists. A row past ``limits``
+    of ``number_vector_columns`` come as NumberVector instead of lists, and byte lists of
+    ``half_float_columns`` as the 16-bit floats they encode. A row past ``limits``
     fails alone, with its reason, without being parsed.
     """
     if file_format not in _TEXT_READERS and file_format != "parquet":
@@ -63,6 +65,7 @@ def read_rows(
         start_after=start_after,
         max_decompressed_bytes=max_decompressed_bytes,
         number_vector_columns=number_vector_columns,
+        half_float_columns=half_float_columns,
         limits=limits,
     )
 
@@ -76,6 +79,7 @@ def _rows(
     start_after: int,
     max_decompressed_bytes: int | None,
     number_vector_columns: frozenset[str],
+    half_float_columns: Mapping[str, str] | None,
     limits: ReadLimits,
 ) -> Iterator[SourceRow]:
     stream: ByteStream | None = None
@@ -96,6 +100,7 @@ def _rows(
                 filename=filename,
                 start_after=start_after,
                 number_vector_columns=number_vector_columns,
+                half_float_columns=half_float_columns,
                 limits=limits,
             )
         else:

@@ -1,7 +1,7 @@
 """Parquet, read one record batch at a time; row groups before a checkpoint are not even read."""
 
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any, BinaryIO
 
 import numpy as np
@@ -32,12 +32,16 @@ def read_parquet(
     start_after: int = 0,
     batch_rows: int = BATCH_ROWS,
     number_vector_columns: frozenset[str] = frozenset(),
+    half_float_columns: Mapping[str, str] | None = None,
     limits: ReadLimits = DEFAULT_LIMITS,
 ) -> Iterator[SourceRow]:
     """``source`` must be seekable: Parquet keeps its table of contents at the end of the file.
 
     Float-list cells of the columns in ``number_vector_columns`` come as NumberVector rather
     than lists, for a caller that checks and encodes them as arrays (the pipeline).
+    ``half_float_columns`` names the columns that fill a Float16Vector or BFloat16Vector
+    field (column: type): where such a column holds lists of bytes, as BulkWriter writes
+    them, each cell comes as the floats those bytes encode.
     """
     try:
         # Thrift bounds keep a hostile footer from costing more than the file is worth.
@@ -66,6 +70,7 @@ def read_parquet(
     _check_nesting(parquet.schema_arrow, filename, limits)
     casts, binary_columns = _json_conversions(parquet.schema_arrow)
     index_columns = pandas_index_columns(parquet.schema_arrow)
+    range_index = pandas_range_index(parquet.schema_arrow)
     batches = decoded_batches(
         source, first_group=first_group, batch_rows=batch_rows, filename=filename, limits=limits
     )
@@ -93,6 +98,16 @@ def read_parquet(
                 )
             if index_columns:
                 batch = batch.drop_columns(index_columns)
+            if range_index is not None:
+                name, first, step = range_index
+                labels = first + step * (number + np.arange(batch.num_rows, dtype=np.int64))
+                batch = batch.append_column(name, pa.array(labels))
+            for name, vector_type in (half_float_columns or {}).items():
+                index = batch.schema.get_field_index(name)
+                if index >= 0:
+                    decoded = half_floats(batch.column(index), vector_type)
+                    if decoded is not None:
+                        batch = batch.set_column(index, name, decoded)
             for entity in _entities(batch, number_vector_columns):
                 number += 1
                 for name in binary_columns:
@@ -251,6 +266,35 @@ def _float_lists(column: pa.Array) -> list[Any] | None:
     return rows
 
 
+def half_floats(column: pa.Array, vector_type: str) -> pa.Array | None:
+    """A column of 16-bit vectors stored as their little-endian bytes (lists of uint8) as
+    lists of float32; None when the column is not such bytes, for the checks to describe.
+
+    Decoded for the whole batch in a few numpy calls. A bfloat16 is the upper half of a
+    float32, so it needs no library of its own.
+    """
+    list_type = column.type
+    fixed = pa.types.is_fixed_size_list(list_type)
+    if not (fixed or pa.types.is_list(list_type) or pa.types.is_large_list(list_type)):
+        return None
+    if not pa.types.is_uint8(list_type.value_type):
+        return None
+    # flatten() keeps to the batch's slice and leaves out what null rows point at.
+    flat = column.flatten()
+    lengths = column.value_lengths().fill_null(0).to_numpy().astype(np.int64)
+    if flat.null_count or (lengths % 2).any():
+        return None
+    raw = flat.to_numpy(zero_copy_only=False)
+    if vector_type == "BFloat16Vector":
+        values = (raw.view("<u2").astype(np.uint32) << 16).view(np.float32)
+    else:
+        values = raw.view("<f2").astype(np.float32)
+    offsets = np.zeros(len(column) + 1, dtype=np.int64)
+    np.cumsum(lengths // 2, out=offsets[1:])
+    mask = column.is_null() if column.null_count else None
+    return pa.LargeListArray.from_arrays(pa.array(offsets), pa.array(values), mask=mask)
+
+
 _PANDAS_INDEX_NAME = re.compile(r"__index_level_\d+__")
 
 
@@ -272,6 +316,26 @@ def pandas_index_columns(schema: pa.Schema) -> list[str]:
         for name in named
         if isinstance(name, str) and _PANDAS_INDEX_NAME.fullmatch(name) and name in schema.names
     ]
+
+
+def pandas_range_index(schema: pa.Schema) -> tuple[str, int, int] | None:
+    """(name, start, step) of a named, evenly spaced pandas index, which pandas keeps in its
+    metadata alone: ``df.set_index("id")`` of ids 1, 2, 3 writes no ``id`` column at all."""
+    try:
+        metadata = schema.pandas_metadata or {}
+    except (ValueError, TypeError):
+        return None
+    indexes = metadata.get("index_columns", []) if isinstance(metadata, dict) else []
+    for index in indexes:
+        if (
+            isinstance(index, dict)
+            and index.get("kind") == "range"
+            and isinstance(index.get("name"), str)
+            and index["name"] not in schema.names
+            and all(type(index.get(key)) is int for key in ("start", "step"))
+        ):
+            return index["name"], index["start"], index["step"]
+    return None
 
 
 def _json_conversions(schema: pa.Schema) -> tuple[dict[int, pa.DataType], list[str]]:

@@ -32,15 +32,27 @@ def _enqueue(job: UpsertJob) -> None:
 
 
 def start_job(
-    job: UpsertJob, *, actor: Actor = None, client_ip: str | None = None, queue: bool = True
+    job: UpsertJob,
+    *,
+    actor: Actor = None,
+    client_ip: str | None = None,
+    queue: bool = True,
+    dry_run: bool = False,
 ) -> UpsertJob:
     """Start a pending job: queued for a worker once the surrounding transaction has committed,
-    or, with ``queue=False``, left to the caller to run in its own process (still audited)."""
+    or, with ``queue=False``, left to the caller to run in its own process (still audited).
+
+    A ``dry_run`` reads and checks every row and sends none: the job ends with its failed rows
+    and their reasons, so a person can fix the file before it touches the cluster.
+    """
     if job.status != JobStatus.PENDING:
         raise JobActionRefused(
             f"Job {job.pk} is {job.get_status_display().lower()}; only a pending job starts."
         )
     with transaction.atomic():
+        if dry_run:
+            job.dry_run = True
+            job.save(update_fields=["dry_run"])
         record_event(
             action=AuditAction.JOB_STARTED,
             actor=actor,

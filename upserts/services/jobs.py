@@ -44,10 +44,23 @@ def mark_running(job: UpsertJob) -> UpsertJob:
 
 
 def mark_finished(job: UpsertJob) -> UpsertJob:
-    """Succeeded when no row failed, partially failed when some did, failed when all did."""
-    job.refresh_from_db(fields=["rows_failed", "rows_upserted"])
+    """Succeeded when no row failed, partially failed when some did, failed when all did.
+
+    A check (``dry_run``) sends nothing, so its rows that passed the checks count as landed.
+    """
+    job.refresh_from_db(fields=["rows_failed", "rows_upserted", "rows_read", "dry_run"])
     if not job.rows_failed:
         return _transition(job, JobStatus.SUCCEEDED, finished_at=timezone.now())
+    if job.dry_run and job.rows_read > job.rows_failed:
+        return _transition(job, JobStatus.PARTIALLY_FAILED, finished_at=timezone.now())
+    if job.dry_run:
+        return _transition(
+            job,
+            JobStatus.FAILED,
+            finished_at=timezone.now(),
+            error_message=f"Every row failed the checks ({job.rows_failed:,}); see the failed "
+            "rows. Nothing was sent.",
+        )
     if job.rows_upserted:
         return _transition(job, JobStatus.PARTIALLY_FAILED, finished_at=timezone.now())
     return _transition(

@@ -25,6 +25,7 @@ from django.db import transaction
 from django.db.models import Count, F
 from django.utils import timezone
 
+from upserts.column_mapping import ColumnMapping
 from upserts.milvus.errors import ClusterError, FatalTargetError, RetryableClusterError
 from upserts.milvus.schema import CollectionSchema
 from upserts.models import (
@@ -217,6 +218,7 @@ def _send_rows(job: UpsertJob, schema: CollectionSchema, token: str) -> SliceOut
             start_after=job.checkpoint_row,
             max_decompressed_bytes=settings.UPLOAD_MAX_DECOMPRESSED_BYTES,
             number_vector_columns=run.preparer.number_vector_columns,
+            half_float_columns=run.preparer.half_float_columns,
             limits=read_limits(),
         )
         stop_reason = run.send(rows)
@@ -238,7 +240,9 @@ class _SliceRun:
         self.deadline = time.monotonic() + settings.UPSERT_TASK_SLICE_SECONDS
         self.client = client_for(job.cluster)
         self.policy = retry_policy()
-        self.preparer = RowPreparer(schema, file_format=job.file_format)
+        self.preparer = RowPreparer(
+            schema, file_format=job.file_format, mapping=ColumnMapping.from_json(job.column_mapping)
+        )
         self.prefix = self.client.upsert_body_prefix(
             database=job.database_name, collection=job.collection_name, partition=job.partition_name
         )
@@ -321,7 +325,7 @@ class _SliceRun:
         ):
             self._commit_oldest()
         future: Future[BatchOutcome]
-        if batch.encoded:
+        if batch.encoded and not self.job.dry_run:
             future = self._executor.submit(
                 send_batch,
                 self.client,
@@ -395,10 +399,12 @@ def _commit_batch(job: UpsertJob, batch: PendingBatch, outcome: BatchOutcome, to
                 entity=orjson.loads(batch.encoded[index]),
             )
         )
+    # A check sends nothing: its rows that passed count as landed would.
+    landed = outcome.upsert_count or (job.dry_run and batch.encoded)
     if not batch.encoded:
         status = BatchStatus.FAILED
     elif failures:
-        status = BatchStatus.PARTIALLY_FAILED if outcome.upsert_count else BatchStatus.FAILED
+        status = BatchStatus.PARTIALLY_FAILED if landed else BatchStatus.FAILED
     else:
         status = BatchStatus.SUCCEEDED
     with transaction.atomic():
@@ -419,7 +425,7 @@ def _commit_batch(job: UpsertJob, batch: PendingBatch, outcome: BatchOutcome, to
             last_row=batch.last_row,
             row_count=len(batch.encoded),
             status=status,
-            attempts=max(outcome.requests, 1) if batch.encoded else 0,
+            attempts=max(outcome.requests, 1) if batch.encoded and not job.dry_run else 0,
             upsert_count=outcome.upsert_count,
             milvus_code=outcome.code,
             milvus_message=outcome.message[:2000],

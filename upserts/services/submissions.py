@@ -11,11 +11,12 @@ from typing import IO
 
 import orjson
 
+from upserts.column_mapping import ColumnMapping
 from upserts.job_limits import DEFAULT_LIMITS, JobLimits
 from upserts.models import AuditAction, ClusterEndpoint, FailedRow, UpsertJob
 from upserts.services.audit import record_event
 from upserts.services.job_control import Actor, JobActionRefused, start_job
-from upserts.services.uploads import check_upload_target, create_job
+from upserts.services.uploads import UploadRejected, check_upload_target, create_job
 
 
 class Start(enum.Enum):
@@ -45,6 +46,7 @@ def submit_upload(
     target: UploadTarget,
     start: Start,
     limits: JobLimits = DEFAULT_LIMITS,
+    mapping: ColumnMapping | None = None,
     actor: Actor = None,
     client_ip: str | None = None,
     retry_of: UpsertJob | None = None,
@@ -59,12 +61,16 @@ def submit_upload(
     too, for a caller's own event. Raises ``UploadRejected`` saying what the
     person who sent the file can do about it.
     """
-    check_upload_target(
+    schema = check_upload_target(
         cluster=target.cluster,
         collection_name=target.collection_name,
         database_name=target.database_name,
         partition_name=target.partition_name,
     )
+    mapping = mapping or ColumnMapping()
+    problems = mapping.problems_with(schema)
+    if problems:
+        raise UploadRejected(" ".join(problems))
 
     def started(job: UpsertJob) -> None:
         if start is not Start.AFTER_PREVIEW:
@@ -85,6 +91,7 @@ def submit_upload(
         actor=actor,
         client_ip=client_ip,
         retry_of=retry_of,
+        column_mapping=mapping.to_json(),
         then=started,
     )
 
@@ -115,6 +122,7 @@ def retry_failed_rows(
         target=UploadTarget.of_job(job),
         start=Start.QUEUED,
         limits=JobLimits.of_job(job),
+        mapping=ColumnMapping.from_json(job.column_mapping),
         actor=actor,
         client_ip=client_ip,
         retry_of=job,
@@ -126,3 +134,23 @@ def retry_failed_rows(
             details={"retry_of": job.pk, "rows": rows},
         ),
     )
+
+
+def send_checked_file(
+    job: UpsertJob, *, actor: Actor = None, client_ip: str | None = None
+) -> UpsertJob:
+    """A job that sends the file a finished check read, to the same target, with the same
+    mapping and limits."""
+    if not (job.dry_run and job.is_final):
+        raise JobActionRefused(f"Job {job.pk} is not a finished check of a file.")
+    with job.source_file.open("rb") as source:
+        return submit_upload(
+            source=source,
+            filename=job.original_filename,
+            target=UploadTarget.of_job(job),
+            start=Start.QUEUED,
+            limits=JobLimits.of_job(job),
+            mapping=ColumnMapping.from_json(job.column_mapping),
+            actor=actor,
+            client_ip=client_ip,
+        )

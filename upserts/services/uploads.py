@@ -89,6 +89,7 @@ def create_job(
     actor: AbstractBaseUser | AnonymousUser | None = None,
     client_ip: str | None = None,
     retry_of: UpsertJob | None = None,
+    column_mapping: dict[str, str | None] | None = None,
     then: Callable[[UpsertJob], None] | None = None,
 ) -> UpsertJob:
     """Store the file, fingerprint it and detect its format; the job waits in ``pending``.
@@ -141,6 +142,7 @@ def create_job(
             batch_size=batch_size,
             max_in_flight=max_in_flight,
             retry_of=retry_of,
+            column_mapping=column_mapping or {},
             created_by=actor if isinstance(actor, AbstractBaseUser) else None,  # type: ignore[misc]
         )
         if max_batch_bytes is not None:
@@ -201,4 +203,6 @@ def job_summary(job: UpsertJob) -> dict[str, Any]:
         "database": job.database_name,
         "collection": job.collection_name,
         "partition": job.partition_name,
+        **({"mapping": job.column_mapping} if job.column_mapping else {}),
+        **({"dry_run": True} if job.dry_run else {}),
     }
