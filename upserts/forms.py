@@ -11,8 +11,10 @@ from django.contrib.auth.signals import user_login_failed
 from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 
 from upserts.client_address import client_ip
+from upserts.column_mapping import ColumnMapping, InvalidMapping
 from upserts.job_limits import BATCH_SIZE, MAX_IN_FLIGHT, JobLimits
 from upserts.models import AuditAction, ClusterEndpoint, JobStatus
+from upserts.preview import ColumnChoice, Preview
 from upserts.selectors import enabled_clusters
 from upserts.services.clusters import EDITABLE_CLUSTER_FIELDS
 from upserts.services.logins import seconds_until_login_allowed
@@ -116,6 +118,55 @@ class UploadForm(forms.Form):
 
     def job_limits(self) -> JobLimits:
         return JobLimits(self.cleaned_data["batch_size"], self.cleaned_data["max_in_flight"])
+
+
+class ColumnMappingForm(forms.Form):
+    """Which field each column of the file fills, one choice per column the preview found.
+
+    The choices are the collection's fields, "leave out" and, for a column whose name is no
+    field's, "no field": the dynamic field where the collection has one.
+    """
+
+    NO_FIELD = ColumnChoice.NO_FIELD
+    LEAVE_OUT = ColumnChoice.IGNORE
+
+    def __init__(self, *args: Any, preview: Preview, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        schema = preview.schema
+        field_names = [f.name for f in schema.fields if not f.auto_id] if schema else []
+        dynamic = bool(schema and schema.enable_dynamic_field)
+        no_field = (self.NO_FIELD, "— the dynamic field —" if dynamic else "— no field —")
+        self.columns = [choice.column for choice in preview.column_choices]
+        for index, choice in enumerate(preview.column_choices):
+            self.fields[f"column_{index}"] = forms.ChoiceField(
+                label=choice.column,
+                choices=[
+                    *([no_field] if choice.column not in field_names else []),
+                    *[(name, name) for name in field_names],
+                    (self.LEAVE_OUT, "— leave out —"),
+                ],
+                initial=choice.target,
+                required=False,
+            )
+
+    def mapping(self) -> ColumnMapping:
+        """The person's choices as a mapping; call once the form is valid."""
+        chosen: dict[str, str | None] = {}
+        for index, column in enumerate(self.columns):
+            target = self.cleaned_data.get(f"column_{index}") or self.NO_FIELD
+            if target == self.LEAVE_OUT:
+                chosen[column] = None
+            elif target != self.NO_FIELD:
+                chosen[column] = target
+        return ColumnMapping.from_json(chosen)
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        try:
+            self.mapping()
+        except InvalidMapping as exc:
+            raise ValidationError(str(exc)) from None
+        return cleaned
 
 
 class ListFilterForm(forms.Form):

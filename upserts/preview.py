@@ -49,10 +49,11 @@ class ColumnChoice:
     """One column of the file and the field it fills, for the mapping the preview offers."""
 
     column: str
-    target: str  # a field name, IGNORE, or "" for none (the dynamic field, if there is one)
+    target: str  # a field name, IGNORE, or NO_FIELD (the dynamic field, if there is one)
     mapped: bool  # the person's mapping says so, rather than the column's name
 
     IGNORE = "-"
+    NO_FIELD = ""
 
 
 @dataclass
@@ -78,7 +79,8 @@ class Preview:
                 target = self.mapping.columns[column]
                 choices.append(ColumnChoice(column, target or ColumnChoice.IGNORE, mapped=True))
             else:
-                choices.append(ColumnChoice(column, column if column in fields else "", False))
+                target = column if column in fields else ColumnChoice.NO_FIELD
+                choices.append(ColumnChoice(column, target, mapped=False))
         return choices
 
     @property

@@ -12,12 +12,15 @@ urlpatterns = [
     path("jobs/<int:pk>/cancel/", jobs.job_cancel, name="job_cancel"),
     path("jobs/<int:pk>/resume/", jobs.job_resume, name="job_resume"),
     path("jobs/<int:pk>/retry/", jobs.job_retry, name="job_retry"),
+    path("jobs/<int:pk>/send/", jobs.job_send_checked, name="job_send_checked"),
     path("jobs/<int:pk>/failed-rows.jsonl", jobs.job_failed_rows, name="job_failed_rows"),
     # New upload
     path("uploads/new/", uploads.upload_new, name="upload_new"),
     path("uploads/collections/", uploads.upload_collections, name="upload_collections"),
     path("uploads/<int:pk>/preview/", uploads.upload_preview, name="upload_preview"),
+    path("uploads/<int:pk>/mapping/", uploads.upload_mapping, name="upload_mapping"),
     path("uploads/<int:pk>/start/", uploads.upload_start, name="upload_start"),
+    path("uploads/<int:pk>/check/", uploads.upload_check, name="upload_check"),
     path("uploads/<int:pk>/cancel/", uploads.upload_cancel, name="upload_cancel"),
     # Clusters
     path("clusters/", clusters.cluster_list, name="cluster_list"),

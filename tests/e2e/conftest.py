@@ -41,8 +41,8 @@ def upload(cluster) -> Callable[..., UpsertJob]:
 def run_in_worker(celery_worker) -> Callable[[UpsertJob], UpsertJob]:
     """Queue the job through Redis to the real worker and wait for a final status."""
 
-    def run(job: UpsertJob, timeout: float = 90) -> UpsertJob:
-        start_job(job)
+    def run(job: UpsertJob, timeout: float = 90, **start_options: Any) -> UpsertJob:
+        start_job(job, **start_options)
 
         def finished() -> UpsertJob | None:
             job.refresh_from_db()

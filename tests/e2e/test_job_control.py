@@ -198,3 +198,5 @@ def test_upsert_command_waits_for_the_worker_and_reports(books, cluster, celery_
 
     assert result.returncode == 0, result.stderr
     assert "partially failed: 2 rows read, 1 upserted, 1 failed" in result.stdout
+    assert "Failures by reason (rows, reason, first row):" in result.stdout
+    assert "1  field `emb`: expected 4 floats, got 3  (row 2)" in result.stdout

@@ -13,6 +13,7 @@ from rest_framework import serializers
 from rest_framework.reverse import reverse
 
 from upserts import selectors
+from upserts.column_mapping import ColumnMapping, InvalidMapping
 from upserts.job_limits import BATCH_SIZE, MAX_BATCH_BYTES, MAX_IN_FLIGHT, JobLimits
 from upserts.milvus.schema import CollectionSchema
 from upserts.models import (
@@ -121,6 +122,12 @@ class JobSerializer(serializers.Serializer):
         help_text="A cancel was asked for; a running job stops after its current batch."
     )
     error_message = serializers.CharField(help_text="Why the job failed; empty otherwise.")
+    mapping = serializers.JSONField(
+        source="column_mapping",
+        help_text="The column mapping the job sends with: column: field, or null for a column "
+        "left out.",
+    )
+    dry_run = serializers.BooleanField(help_text="A check of the file that sends nothing.")
     retry_of = serializers.IntegerField(
         source="retry_of_id",
         allow_null=True,
@@ -199,6 +206,26 @@ class JobCreateSerializer(serializers.Serializer):
         min_value=MAX_BATCH_BYTES.minimum,
         max_value=MAX_BATCH_BYTES.maximum,
     )
+
+    mapping = serializers.JSONField(
+        binary=True,
+        required=False,
+        default=dict,
+        help_text="Which field each column of the file fills, where the names differ: an object "
+        "of column: field, or column: null to leave a column out, as JSON text "
+        '(`{"old_title": "title", "notes": null}`). Columns not named keep their names.',
+    )
+    dry_run = serializers.BooleanField(
+        default=False,
+        help_text="Read and check every row and send none: the job ends with its failed rows "
+        "and their reasons.",
+    )
+
+    def validate_mapping(self, value: Any) -> ColumnMapping:
+        try:
+            return ColumnMapping.from_json(value)
+        except InvalidMapping as exc:
+            raise serializers.ValidationError(str(exc)) from None
 
     def upload_target(self) -> UploadTarget:
         data = self.validated_data

@@ -47,13 +47,15 @@ def submit_upload(
     start: Start,
     limits: JobLimits = DEFAULT_LIMITS,
     mapping: ColumnMapping | None = None,
+    dry_run: bool = False,
     actor: Actor = None,
     client_ip: str | None = None,
     retry_of: UpsertJob | None = None,
     and_then: Callable[[UpsertJob], object] | None = None,
 ) -> UpsertJob:
     """Check the target with the cluster, store and check the file, create the job and audit
-    it; with ``start`` other than ``AFTER_PREVIEW`` also start it.
+    it; with ``start`` other than ``AFTER_PREVIEW`` also start it (as a check that sends
+    nothing, with ``dry_run``).
 
     The job, its ``file.uploaded`` and its ``job.started`` events commit together (the file
     is stored just before and removed if they do not), so no job is ever left created but
@@ -74,7 +76,13 @@ def submit_upload(
 
     def started(job: UpsertJob) -> None:
         if start is not Start.AFTER_PREVIEW:
-            start_job(job, actor=actor, client_ip=client_ip, queue=start is Start.QUEUED)
+            start_job(
+                job,
+                actor=actor,
+                client_ip=client_ip,
+                queue=start is Start.QUEUED,
+                dry_run=dry_run,
+            )
         if and_then is not None:
             and_then(job)
 

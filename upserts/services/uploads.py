@@ -10,10 +10,11 @@ from django.contrib.auth.models import AnonymousUser
 from django.core.files import File
 from django.db import transaction
 
+from upserts.column_mapping import ColumnMapping
 from upserts.errors import ConsoleError
 from upserts.milvus.errors import ClusterError
 from upserts.milvus.schema import CollectionSchema
-from upserts.models import AuditAction, ClusterEndpoint, UpsertJob
+from upserts.models import AuditAction, ClusterEndpoint, JobStatus, UpsertJob
 from upserts.preview import estimate_rows
 from upserts.readers import (
     HEAD_BYTES,
@@ -73,6 +74,31 @@ def check_upload_target(
     if problems:
         raise UploadRejected(" ".join(problems))
     return schema
+
+
+def set_column_mapping(job: UpsertJob, mapping: ColumnMapping) -> UpsertJob:
+    """The mapping a pending job will send with, once it fits the collection.
+
+    Not audited on its own: the job's start records the mapping it starts with.
+    """
+    if job.status != JobStatus.PENDING:
+        raise UploadRejected(f"Job {job.pk} has started; its column mapping is fixed.")
+    schema = check_upload_target(
+        cluster=job.cluster,
+        collection_name=job.collection_name,
+        database_name=job.database_name,
+        partition_name=job.partition_name,
+    )
+    problems = mapping.problems_with(schema)
+    if problems:
+        raise UploadRejected(" ".join(problems))
+    updated = UpsertJob.objects.filter(pk=job.pk, status=JobStatus.PENDING).update(
+        column_mapping=mapping.to_json()
+    )
+    if not updated:
+        raise UploadRejected(f"Job {job.pk} has started; its column mapping is fixed.")
+    job.column_mapping = mapping.to_json()
+    return job
 
 
 def create_job(

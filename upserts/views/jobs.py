@@ -8,10 +8,11 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
 from upserts import exports, roles, selectors
+from upserts.column_mapping import ColumnMapping
 from upserts.forms import JobFilterForm
 from upserts.models import UpsertJob
 from upserts.services.job_control import cancel_job, resume_job
-from upserts.services.submissions import retry_failed_rows
+from upserts.services.submissions import retry_failed_rows, send_checked_file
 from upserts.views.access import is_htmx, staff_required
 from upserts.views.actions import act
 
@@ -54,6 +55,7 @@ def job_detail(request: HttpRequest, pk: int) -> HttpResponse:
             "reasons": selectors.failure_reasons(job),
             "has_failed_rows": selectors.has_failed_rows(job),
             "retries": selectors.job_retries(job),
+            "mapping": ColumnMapping.from_json(job.column_mapping).described(),
         },
     )
 
@@ -119,6 +121,17 @@ def job_retry(request: HttpRequest, pk: int) -> HttpResponse:
         return redirect("job_detail", pk=job.pk)
     messages.success(request, f"Job {retry.pk} sends the failed rows of job {job.pk} again.")
     return redirect("job_detail", pk=retry.pk)
+
+
+@require_POST
+@staff_required(roles.OPERATE_JOBS)
+def job_send_checked(request: HttpRequest, pk: int) -> HttpResponse:
+    job = _job_or_404(pk)
+    sent = act(request, send_checked_file, job)
+    if sent is None:
+        return redirect("job_detail", pk=job.pk)
+    messages.success(request, f"Job {sent.pk} sends the file that job {job.pk} checked.")
+    return redirect("job_detail", pk=sent.pk)
 
 
 @require_GET

@@ -12,13 +12,14 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from upserts import roles, selectors
 from upserts.client_address import client_ip
 from upserts.errors import ConsoleError
-from upserts.forms import UploadForm
+from upserts.forms import ColumnMappingForm, UploadForm
 from upserts.middleware import accepts_uploads
 from upserts.models import JobStatus, UpsertJob
-from upserts.preview import preview_job
+from upserts.preview import Preview, preview_job
 from upserts.services import clusters
 from upserts.services.job_control import cancel_job, start_job
 from upserts.services.submissions import Start, submit_upload
+from upserts.services.uploads import set_column_mapping
 from upserts.views.access import is_htmx, staff_required
 from upserts.views.actions import act
 
@@ -111,7 +112,58 @@ def upload_preview(request: HttpRequest, pk: int) -> HttpResponse:
     job = get_object_or_404(selectors.job_list(), pk=pk)
     if job.status != JobStatus.PENDING:
         return redirect("job_detail", pk=job.pk)
-    return render(request, "uploads/preview.html", {"job": job, "preview": preview_job(job)})
+    preview = preview_job(job)
+    return _render_preview(request, preview, _mapping_form(preview))
+
+
+@require_POST
+@staff_required(roles.OPERATE_JOBS)
+def upload_mapping(request: HttpRequest, pk: int) -> HttpResponse:
+    """Save the column mapping chosen in the preview and show the rows checked with it."""
+    job = get_object_or_404(selectors.job_list(), pk=pk)
+    if job.status != JobStatus.PENDING:
+        return redirect("job_detail", pk=job.pk)
+    preview = preview_job(job)
+    form = _mapping_form(preview, request.POST)
+    if form is not None and form.is_valid():
+        try:
+            set_column_mapping(job, form.mapping())
+        except ConsoleError as exc:
+            form.add_error(None, str(exc))
+        else:
+            preview = preview_job(job)
+            form = _mapping_form(preview)
+    return _render_preview(request, preview, form)
+
+
+def _mapping_form(preview: Preview, data: Any = None) -> ColumnMappingForm | None:
+    if preview.schema is None or not preview.file_columns:
+        return None
+    return ColumnMappingForm(data, preview=preview)
+
+
+def _render_preview(
+    request: HttpRequest, preview: Preview, form: ColumnMappingForm | None
+) -> HttpResponse:
+    context = {"job": preview.job, "preview": preview, "mapping_form": form}
+    template = "uploads/_preview_body.html" if is_htmx(request) else "uploads/preview.html"
+    return render(request, template, context)
+
+
+@require_POST
+@staff_required(roles.OPERATE_JOBS)
+def upload_check(request: HttpRequest, pk: int) -> HttpResponse:
+    """Read and check every row of the file, sending nothing: a dry run of the job."""
+    job = get_object_or_404(selectors.job_list(), pk=pk)
+    if act(request, _start_check, job) is not None:
+        messages.success(
+            request, f"Job {job.pk} checks every row of {job.original_filename}; nothing is sent."
+        )
+    return redirect("job_detail", pk=job.pk)
+
+
+def _start_check(job: UpsertJob, **who: Any) -> UpsertJob:
+    return start_job(job, dry_run=True, **who)
 
 
 @require_POST

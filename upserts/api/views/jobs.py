@@ -108,6 +108,8 @@ class JobListView(generics.ListAPIView):
             target=serializer.upload_target(),
             start=Start.QUEUED,
             limits=serializer.job_limits(),
+            mapping=serializer.validated_data["mapping"],
+            dry_run=serializer.validated_data["dry_run"],
             actor=request.user,
             client_ip=client_ip(request),
         )

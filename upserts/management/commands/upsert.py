@@ -12,9 +12,11 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import close_old_connections, connection
 from tqdm import tqdm
 
+from upserts.column_mapping import ColumnMapping, InvalidMapping
 from upserts.errors import ConsoleError
 from upserts.job_limits import BATCH_SIZE, MAX_IN_FLIGHT, JobLimits
 from upserts.models import ClusterEndpoint, JobStatus, UpsertJob
+from upserts.selectors import failure_reasons
 from upserts.services.pipeline import SliceOutcome, run_job_slice
 from upserts.services.submissions import Start, UploadTarget, submit_upload
 
@@ -37,6 +39,25 @@ class Command(BaseCommand):
         )
         parser.add_argument(
             "--in-flight", type=int, default=MAX_IN_FLIGHT.default, help=MAX_IN_FLIGHT.help_text
+        )
+        parser.add_argument(
+            "--map",
+            action="append",
+            default=[],
+            metavar="COLUMN=FIELD",
+            help="Fill FIELD from the file's COLUMN (repeat for several columns).",
+        )
+        parser.add_argument(
+            "--ignore",
+            action="append",
+            default=[],
+            metavar="COLUMN",
+            help="Leave the file's COLUMN out (repeat for several columns).",
+        )
+        parser.add_argument(
+            "--check",
+            action="store_true",
+            help="Read and check every row and send none: a dry run that reports the failures.",
         )
         parser.add_argument("--user", help="Username recorded as the job's creator.")
         parser.add_argument(
@@ -65,6 +86,7 @@ class Command(BaseCommand):
             if actor is None:
                 raise CommandError(f"No user named {options['user']!r}.")
         start = Start.HERE if options["here"] else Start.QUEUED
+        mapping = _mapping(options["map"], options["ignore"])
         try:
             with path.open("rb") as source:
                 job = submit_upload(
@@ -80,6 +102,8 @@ class Command(BaseCommand):
                     limits=JobLimits(
                         batch_size=options["batch_size"], max_in_flight=options["in_flight"]
                     ),
+                    mapping=mapping,
+                    dry_run=options["check"],
                     actor=actor,
                 )
         except ConsoleError as exc:
@@ -90,6 +114,10 @@ class Command(BaseCommand):
             f"Job {job.pk}: {path.name} ({job.file_format}{'.gz' if job.is_gzipped else ''}, "
             f"{job.size_bytes:,} bytes) → {cluster.name}/{job.database_name}/{job.collection_name}"
         )
+        for rule in mapping.described():
+            self.stdout.write(f"  column {rule}")
+        if job.dry_run:
+            self.stdout.write("A check: every row is read and checked, and nothing is sent.")
         worker: threading.Thread | None = None
         if start is Start.HERE:
             worker = threading.Thread(target=_run_here, args=(job.pk,), daemon=True)
@@ -127,6 +155,11 @@ class Command(BaseCommand):
             summary += (
                 f" {job.duplicate_ids:,} primary keys appeared more than once (the last row wins)."
             )
+        reasons = failure_reasons(job)
+        if reasons:
+            self.stdout.write("Failures by reason (rows, reason, first row):")
+            for group in reasons:
+                self.stdout.write(f"  {group.rows:>9,}  {group.reason}  (row {group.first_row:,})")
         if job.status == JobStatus.FAILED:
             raise CommandError(f"{summary}\n{job.error_message}")
         style = self.style.SUCCESS if job.status == JobStatus.SUCCEEDED else self.style.WARNING
@@ -135,6 +168,23 @@ class Command(BaseCommand):
             self.stdout.write(
                 f"Failed rows: manage.py failed_rows {job.pk} > failed-{job.pk}.jsonl"
             )
+
+
+def _mapping(maps: list[str], ignored: list[str]) -> ColumnMapping:
+    chosen: dict[str, str | None] = {}
+    for rule in maps:
+        column, equals, target = rule.partition("=")
+        if not equals or not column or not target:
+            raise CommandError(f"--map {rule!r}: write it as COLUMN=FIELD.")
+        chosen[column] = target
+    for column in ignored:
+        if column in chosen:
+            raise CommandError(f"Column {column!r} is both mapped and left out.")
+        chosen[column] = None
+    try:
+        return ColumnMapping.from_json(chosen)
+    except InvalidMapping as exc:
+        raise CommandError(str(exc)) from None
 
 
 def _run_here(job_id: int) -> None:
