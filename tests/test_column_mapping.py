@@ -1,6 +1,7 @@
 """A file's columns mapped to the collection's fields: the rules, the preview that offers
 them, and each way in that takes them (the preview's form, the API)."""
 
+import hashlib
 import io
 import json
 
@@ -163,3 +164,35 @@ def test_the_api_takes_a_mapping_and_a_dry_run_and_records_them(books_cluster):
     assert "an object of column: field" in not_an_object.content.decode()
     assert no_such_field.status_code in (400, 422), no_such_field.content
     assert "not a field of books" in no_such_field.content.decode()
+
+
+@pytest.mark.django_db
+def test_a_check_of_the_whole_file_is_started_from_the_preview_and_its_page_offers_the_send(
+    books_cluster, client
+):
+    log_in(client, "operator")
+    job = export_job(books_cluster)
+    set_column_mapping(job, ColumnMapping.from_json({"id": "book_id", "name": "title"}))
+
+    started = client.post(f"/uploads/{job.pk}/check/")
+
+    assert started.status_code == 302 and started.url == f"/jobs/{job.pk}/"
+    job.refresh_from_db()
+    assert job.dry_run
+    event = AuditEvent.objects.get(action=AuditAction.JOB_STARTED, target_id=str(job.pk))
+    assert event.details["dry_run"] is True
+    # As the worker leaves it: one row of two failed the checks.
+    job.status, job.rows_read, job.rows_failed = JobStatus.PARTIALLY_FAILED, 2, 1
+    job.save()
+    page = " ".join(page_text(client.get(f"/jobs/{job.pk}/")).split())
+    assert "A check of the whole file" in page and "Send this file" in page
+    assert "Retry failed rows" not in page
+    assert "<code>id → book_id</code>, <code>name → title</code>" in page
+
+    sent = client.post(f"/jobs/{job.pk}/send/")
+
+    new = job.__class__.objects.exclude(pk=job.pk).get()
+    assert sent.status_code == 302 and sent.url == f"/jobs/{new.pk}/"
+    assert not new.dry_run and new.column_mapping == job.column_mapping
+    assert new.sha256 == hashlib.sha256(EXPORT_CSV).hexdigest()
+    assert new.original_filename == "export.csv"
