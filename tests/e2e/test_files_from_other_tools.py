@@ -5,6 +5,7 @@ a check of the whole file that sends nothing."""
 import io
 import json
 
+import numpy as np
 import pandas as pd
 import pytest
 from django.core.management import call_command
@@ -41,15 +42,17 @@ def test_a_bulk_writer_file_lands_with_its_dynamic_fields(
 
 def test_a_filtered_pandas_frame_lands_without_its_index(books, upload, run_in_worker, milvus):
     frame = pd.DataFrame([book(i) for i in range(1, 11)])
+    frame["emb"] = [np.asarray(vector) for vector in frame["emb"]]  # float64 arrays
     content = io.BytesIO()
     frame[frame.book_id % 3 != 0].to_parquet(content)
 
     job = run_in_worker(upload(content.getvalue(), "filtered.parquet", books))
 
     assert job.status == JobStatus.SUCCEEDED, job.error_message
-    stored = query(milvus, books, "book_id > 0", ["book_id", "$meta"], count=7)
+    stored = query(milvus, books, "book_id > 0", ["book_id", "emb", "$meta"], count=7)
     assert [int(row["book_id"]) for row in stored] == [1, 2, 4, 5, 7, 8, 10]
     assert not any("__index_level_0__" in row for row in stored)
+    assert stored[2]["emb"] == pytest.approx(book(4)["emb"])
 
 
 def renamed_csv(rows) -> bytes:
