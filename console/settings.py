@@ -139,12 +139,35 @@ STATIC_ROOT = Path(env.str("STATIC_ROOT", default=str(BASE_DIR / "staticfiles"))
 STATICFILES_DIRS = [BASE_DIR / "static"]
 WHITENOISE_USE_FINDERS = not PRODUCTION
 
-# Uploaded entity files live in Django storage, so a worker on another host can read them
-# when the storage is shared (a volume, or S3 through django-storages).
+# Uploaded entity files live in Django storage: this host's disk (the default), or an
+# S3-compatible object store through django-storages, which every web and worker host reads
+# and nothing else is shared but PostgreSQL and Redis. Credentials come from the environment
+# as boto3 reads them (AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY, a profile, an instance role).
 MEDIA_ROOT = Path(env.str("MEDIA_ROOT", default=str(BASE_DIR / "var" / "media")))
 MEDIA_URL = "media/"
+UPLOAD_STORAGE = env.str("UPLOAD_STORAGE", default="local")
+if UPLOAD_STORAGE not in ("local", "s3"):
+    raise ImproperlyConfigured("UPLOAD_STORAGE is `local` or `s3`.")
+_upload_storage: dict[str, object] = {"BACKEND": "django.core.files.storage.FileSystemStorage"}
+if UPLOAD_STORAGE == "s3":
+    if not env.str("S3_BUCKET", default=""):
+        raise ImproperlyConfigured("UPLOAD_STORAGE is s3: name the bucket in S3_BUCKET.")
+    _upload_storage = {
+        "BACKEND": "storages.backends.s3.S3Storage",
+        "OPTIONS": {
+            "bucket_name": env.str("S3_BUCKET"),
+            "location": env.str("S3_PREFIX", default=""),
+            "endpoint_url": env.str("S3_ENDPOINT_URL", default="") or None,
+            "region_name": env.str("S3_REGION", default="") or None,
+            # MinIO and most self-hosted stores want path-style addresses.
+            "addressing_style": "path" if env.bool("S3_PATH_STYLE", default=False) else None,
+            "file_overwrite": False,
+            "default_acl": None,
+            "querystring_auth": True,
+        },
+    }
 STORAGES = {
-    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "default": _upload_storage,
     "staticfiles": {
         "BACKEND": (
             "whitenoise.storage.CompressedManifestStaticFilesStorage"
@@ -221,9 +244,19 @@ UPSERT_FAILED_ROW_MAX_BYTES = env.int("UPSERT_FAILED_ROW_MAX_BYTES", default=64 
 # A stored upload whose job never committed (its web process was killed between storing the
 # file and committing the job) is removed once this old; hourly, by a beat task.
 UPLOAD_ORPHAN_GRACE_SECONDS = env.float("UPLOAD_ORPHAN_GRACE_SECONDS", default=3600.0)
+# The retention policy (upserts.services.retention), applied by beat and `manage.py prune`.
+# A job, its sha256, batches and audit events are kept for ever; what grows with the data is
+# not: the stored file of a finished job, its failed rows, and of the entity-write history all
+# but the last writes of each id once they are old (whichever of the two keeps more).
+RETAIN_FILES_DAYS = env.int("RETAIN_FILES_DAYS", default=30)
+RETAIN_FAILED_ROWS_DAYS = env.int("RETAIN_FAILED_ROWS_DAYS", default=90)
+RETAIN_ENTITY_WRITES_PER_ID = env.int("RETAIN_ENTITY_WRITES_PER_ID", default=5)
+RETAIN_ENTITY_WRITES_DAYS = env.int("RETAIN_ENTITY_WRITES_DAYS", default=90)
+RETENTION_PRUNE_SECONDS = env.float("RETENTION_PRUNE_SECONDS", default=6 * 3600.0)
 CELERY_BEAT_SCHEDULE = {
     "sweep-stale-jobs": {"task": "upserts.sweep_stale_jobs", "schedule": UPSERT_SWEEP_SECONDS},
     "remove-orphan-uploads": {"task": "upserts.remove_orphan_uploads", "schedule": 3600.0},
+    "prune-retained": {"task": "upserts.prune_retained", "schedule": RETENTION_PRUNE_SECONDS},
 }
 
 # Where a cluster may be: its URL may not reach the denied networks (CIDRs), checked when it is

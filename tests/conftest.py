@@ -6,6 +6,7 @@ started on a free port. ``DATABASE_URL`` selects PostgreSQL; without it the test
 SQLite file, so that the worker process can open the same database as the tests.
 """
 
+import io
 import os
 import uuid
 from collections.abc import Callable, Iterator
@@ -23,6 +24,7 @@ from tests.helpers import (
     database_url_of_test_database,
 )
 from tests.milvus.fake_cluster import FakeCluster
+from tests.object_storage import LocalS3, start_s3_worker
 
 (PROJECT_DIR / "var").mkdir(exist_ok=True)
 
@@ -61,30 +63,85 @@ def celery_queue(redis_url: str) -> str:
 
 
 @pytest.fixture(scope="session")
-def celery_worker(
-    django_db_setup: None,
-    django_db_blocker: Any,
-    redis_url: str,
-    celery_queue: str,
-    tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[CeleryWorkerProcess]:
+def worker_environment(
+    django_db_setup: None, django_db_blocker: Any, redis_url: str
+) -> dict[str, str]:
+    """What every worker process of the tests is started with, but its queue."""
     with django_db_blocker.unblock():
         database_url = database_url_of_test_database()
-    env = {
+    return {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "console.settings",
         "DATABASE_URL": database_url,
         "CELERY_BROKER_URL": redis_url,
-        "CELERY_QUEUE": celery_queue,
         "MEDIA_ROOT": str(settings.MEDIA_ROOT),
         "FIELD_ENCRYPTION_KEY": ",".join(settings.FIELD_ENCRYPTION_KEYS),
         "SECRET_KEY": settings.SECRET_KEY,
         # Retries and leases on a test's time scale, not a production cluster's.
         **WORKER_TEST_SETTINGS,
     }
+
+
+@pytest.fixture(scope="session")
+def celery_worker(
+    worker_environment: dict[str, str],
+    celery_queue: str,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[CeleryWorkerProcess]:
     worker = CeleryWorkerProcess(
-        env=env, log_path=tmp_path_factory.mktemp("worker") / "worker.log", queue=celery_queue
+        env={**worker_environment, "CELERY_QUEUE": celery_queue},
+        log_path=tmp_path_factory.mktemp("worker") / "worker.log",
+        queue=celery_queue,
     ).start()
+    try:
+        yield worker
+    finally:
+        worker.stop()
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalS3]:
+    """moto's S3-compatible server, a process of its own, with the tests' bucket."""
+    server = LocalS3(tmp_path_factory.mktemp("s3")).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def s3_storage(settings: Any, s3_server: LocalS3) -> LocalS3:
+    """Uploaded files go to the S3 server for this test, as ``UPLOAD_STORAGE=s3`` sends them."""
+    settings.STORAGES = {**settings.STORAGES, "default": s3_server.storage_settings()}
+    return s3_server
+
+
+@pytest.fixture(scope="session")
+def s3_queue_name(celery_queue: str) -> str:
+    return f"{celery_queue}-s3"
+
+
+@pytest.fixture
+def s3_queue(celery_queue: str, s3_queue_name: str) -> Iterator[str]:
+    """Jobs started in the test go to the workers of the S3 storage, on their own queue."""
+    celery_app.conf.update(CELERY_TASK_DEFAULT_QUEUE=s3_queue_name)
+    try:
+        yield s3_queue_name
+    finally:
+        celery_app.conf.update(CELERY_TASK_DEFAULT_QUEUE=celery_queue)
+
+
+@pytest.fixture(scope="session")
+def s3_worker(
+    worker_environment: dict[str, str],
+    s3_server: LocalS3,
+    s3_queue_name: str,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[CeleryWorkerProcess]:
+    """One worker host on the S3 storage for the session; a test also asks for ``s3_storage``
+    and ``s3_queue`` to send it jobs."""
+    home = tmp_path_factory.mktemp("s3-worker-host")
+    worker = start_s3_worker(worker_environment, s3_server, s3_queue_name, home)
     try:
         yield worker
     finally:
@@ -143,5 +200,30 @@ def make_collection(milvus: LocalMilvus) -> Callable[..., str]:
             enable_dynamic_field=enable_dynamic_field,
         )
         return name
+
+    return make
+
+
+@pytest.fixture
+def cluster(milvus: LocalMilvus, db: None) -> Any:
+    """A cluster pointing at the embedded Milvus."""
+    from upserts.models import ClusterEndpoint
+
+    return ClusterEndpoint.objects.create(name="embedded-milvus", base_url=milvus.url)
+
+
+@pytest.fixture
+def upload(cluster: Any) -> Callable[..., Any]:
+    """A pending job of the given file, stored as the upload form stores it."""
+    from upserts.services.uploads import create_job
+
+    def make(content: bytes, filename: str, collection: str, **options: Any) -> Any:
+        return create_job(
+            source=io.BytesIO(content),
+            filename=filename,
+            cluster=options.pop("cluster", cluster),
+            collection_name=collection,
+            **options,
+        )
 
     return make

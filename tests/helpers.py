@@ -50,9 +50,17 @@ class CeleryWorkerProcess:
     """A real ``celery worker`` subprocess bound to the test database and queue."""
 
     def __init__(
-        self, *, env: dict[str, str], log_path: Path, queue: str, beat: bool = True
+        self,
+        *,
+        env: dict[str, str],
+        log_path: Path,
+        queue: str,
+        beat: bool = True,
+        cwd: Path = PROJECT_DIR,
     ) -> None:
-        self.env = env
+        # A worker started elsewhere than the project (a host of its own) still imports it.
+        self.env = {**env, "PYTHONPATH": str(PROJECT_DIR)} if cwd != PROJECT_DIR else env
+        self.cwd = cwd
         self.log_path = log_path
         self.queue = queue
         # The sweeper runs on Celery beat, embedded in one worker (-B).
@@ -80,7 +88,7 @@ class CeleryWorkerProcess:
                 f"test-{uuid.uuid4().hex[:8]}@%h",
                 *(["-B", "-s", str(self.log_path.with_suffix(".beat"))] if self.beat else []),
             ],
-            cwd=PROJECT_DIR,
+            cwd=self.cwd,
             env=self.env,
             stdout=log,
             stderr=subprocess.STDOUT,

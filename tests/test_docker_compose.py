@@ -13,9 +13,9 @@ import pytest
 import yaml
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
-CONSOLE_SERVICES = ("migrate", "web", "worker")
+CONSOLE_SERVICES = ("migrate", "bucket", "web", "worker")
 MILVUS_SERVICES = ("milvus", "etcd", "minio")
-ONE_SHOT_SERVICES = ("migrate",)
+ONE_SHOT_SERVICES = ("migrate", "bucket")
 
 
 @pytest.fixture(scope="module")
@@ -59,7 +59,7 @@ def checks_its_health(service: dict[str, Any]) -> bool:
 
 
 def test_compose_runs_the_console_its_stores_and_an_optional_milvus(services):
-    expected = {"postgres", "redis", *CONSOLE_SERVICES, *MILVUS_SERVICES}
+    expected = {"postgres", "redis", "objects", *CONSOLE_SERVICES, *MILVUS_SERVICES}
 
     assert expected <= set(services)
 
@@ -88,27 +88,35 @@ def test_web_and_worker_start_after_migrations_with_a_healthy_broker(services, n
     assert depends_on["postgres"]["condition"] == "service_healthy"
 
 
-def test_worker_reads_uploads_from_the_volume_web_stores_them_in(compose, services):
-    def media_mounts(name: str) -> list[tuple[str, str]]:
-        media_root = services[name]["environment"]["MEDIA_ROOT"]
-        mounts = [volume.split(":")[:2] for volume in services[name]["volumes"]]
-        return [(source, target) for source, target in mounts if target == media_root]
+@pytest.mark.parametrize("name", ["web", "worker"])
+def test_web_and_worker_share_no_disk_only_the_object_store(services, name):
+    service = services[name]
+    environment = service["environment"]
 
-    web_mounts = media_mounts("web")
-    worker_mounts = media_mounts("worker")
-
-    assert len(web_mounts) == 1, "web must mount exactly one volume at its MEDIA_ROOT"
-    assert web_mounts == worker_mounts
-    source, _target = web_mounts[0]
-    assert source in compose["volumes"], f"{source} is not a named volume"
+    assert "volumes" not in service, f"{name} mounts a volume; uploads belong in the bucket"
+    assert environment["UPLOAD_STORAGE"] == "s3"
+    assert environment["S3_ENDPOINT_URL"].endswith("//objects:9000}")
+    assert environment["S3_PATH_STYLE"] == "true"
+    assert service["depends_on"]["bucket"]["condition"] == "service_completed_successfully"
 
 
-def test_media_volume_is_mounted_where_the_image_let_its_user_write(services):
-    media_root = services["web"]["environment"]["MEDIA_ROOT"]
+def test_the_bucket_is_created_once_the_object_store_is_healthy(services):
+    bucket, objects = services["bucket"], services["objects"]
+
+    assert bucket["command"] == ["python", "manage.py", "create_bucket"]
+    assert bucket["restart"] == "no"
+    assert bucket["depends_on"]["objects"]["condition"] == "service_healthy"
+    assert "profiles" not in objects and checks_its_health(objects)
+    # MinIO's keys are the console's: one pair of environment variables sets both.
+    assert objects["environment"]["MINIO_ROOT_USER"] == bucket["environment"]["AWS_ACCESS_KEY_ID"]
+
+
+def test_the_image_gives_its_user_a_media_root_for_local_storage():
+    # Without UPLOAD_STORAGE=s3 (one container, or a volume of its own), uploads go there.
     user = dockerfile_instructions("USER")[-1]
     image_env = " ".join(dockerfile_instructions("ENV")).split()
+    media_root = next(v.split("=", 1)[1] for v in image_env if v.startswith("MEDIA_ROOT="))
 
-    assert f"MEDIA_ROOT={media_root}" in image_env
     assert any(
         f"-o {user}" in command and command.split()[-1] == media_root
         for command in dockerfile_instructions("RUN")

@@ -242,6 +242,9 @@ class UpsertJob(models.Model):
     dry_run = models.BooleanField(
         default=False, help_text="Reads and checks every row, and sends nothing."
     )
+    # Set when the retention policy removed the stored file, or the failed rows, of the job.
+    file_removed_at = models.DateTimeField(null=True, blank=True)
+    failed_rows_removed_at = models.DateTimeField(null=True, blank=True)
 
     batch_size = models.PositiveIntegerField(
         default=BATCH_SIZE.default, validators=BATCH_SIZE.validators()
@@ -262,6 +265,10 @@ class UpsertJob(models.Model):
     batches_done = models.PositiveIntegerField(default=0)
     # Rows of the file (in file order) whose outcome is committed; a restarted task skips them.
     checkpoint_row = models.PositiveBigIntegerField(default=0)
+    # Where in the file reading resumes after ``checkpoint_row``: the byte offset past it and
+    # the lines read up to it (JSON Lines and CSV that are not gzip-compressed; 0 otherwise).
+    checkpoint_offset = models.PositiveBigIntegerField(default=0)
+    checkpoint_line = models.PositiveBigIntegerField(default=0)
     error_message = models.TextField(blank=True, default="")
     cancel_requested = models.BooleanField(default=False)
     # Primary keys that appeared more than once in the file (the last row wins, as in Milvus).
@@ -397,6 +404,7 @@ class AuditAction(models.TextChoices):
     LOGIN_FAILED = "login.failed", "Login failed"
     API_TOKEN_CREATED = "api_token.created", "API token created"
     API_TOKEN_REVOKED = "api_token.revoked", "API token revoked"
+    RETENTION_PRUNED = "retention.pruned", "Pruned by the retention policy"
 
 
 class AuditEvent(models.Model):

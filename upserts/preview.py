@@ -22,6 +22,7 @@ from upserts.readers import (
 )
 from upserts.services.clusters import client_for
 from upserts.services.read_limits import read_limits
+from upserts.services.stored_files import open_stored
 from upserts.templatetags.console import cell
 from upserts.validation.collections import schema_warnings
 from upserts.validation.entities import RowProblem
@@ -125,7 +126,7 @@ def preview_job(job: UpsertJob, *, limit: int = 20) -> Preview:
     # into it the first rows are (Parquet is read by its footer, and needs to seek).
     prefix = settings.UPLOAD_ESTIMATE_READ_BYTES
     try:
-        with job.source_file.open("rb") as source:
+        with open_stored(job.source_file.name) as source:
             readable = (
                 source
                 if job.file_format == "parquet"

@@ -9,7 +9,7 @@ from django.conf import settings
 from django.contrib.contenttypes.models import ContentType
 
 from upserts.models import WorkerHeartbeat
-from upserts.services import jobs, stored_files
+from upserts.services import jobs, retention, stored_files
 from upserts.services.pipeline import SliceOutcome, run_job_slice
 
 
@@ -53,3 +53,14 @@ def sweep_stale_jobs() -> list[int]:
 def remove_orphan_uploads() -> list[str]:
     """Remove stored files whose job never committed (a web process killed mid-upload)."""
     return stored_files.remove_orphan_uploads(grace_seconds=settings.UPLOAD_ORPHAN_GRACE_SECONDS)
+
+
+@shared_task(name="upserts.prune_retained")
+def prune_retained() -> dict[str, int]:
+    """Apply the retention policy: old files, failed rows and entity writes."""
+    report = retention.prune()
+    return {
+        "files": report.files,
+        "failed_rows": report.failed_rows,
+        "entity_writes": report.entity_writes,
+    }

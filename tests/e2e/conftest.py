@@ -1,6 +1,5 @@
 """A books collection in the real Milvus, a cluster pointing at it, and a way to run jobs."""
 
-import io
 from collections.abc import Callable
 from typing import Any
 
@@ -8,33 +7,13 @@ import pytest
 
 from tests.factories import BOOK_FIELDS
 from tests.helpers import wait_until
-from upserts.models import ClusterEndpoint, UpsertJob
+from upserts.models import UpsertJob
 from upserts.services.job_control import start_job
-from upserts.services.uploads import create_job
 
 
 @pytest.fixture
 def books(make_collection) -> str:
     return make_collection(BOOK_FIELDS)
-
-
-@pytest.fixture
-def cluster(milvus, db) -> ClusterEndpoint:
-    return ClusterEndpoint.objects.create(name="embedded-milvus", base_url=milvus.url)
-
-
-@pytest.fixture
-def upload(cluster) -> Callable[..., UpsertJob]:
-    def make(content: bytes, filename: str, collection: str, **options: Any) -> UpsertJob:
-        return create_job(
-            source=io.BytesIO(content),
-            filename=filename,
-            cluster=options.pop("cluster", cluster),
-            collection_name=collection,
-            **options,
-        )
-
-    return make
 
 
 @pytest.fixture

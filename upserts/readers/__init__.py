@@ -5,7 +5,7 @@ row and goes on, and raises FileFormatError only when the rest of the file canno
 Nothing here knows about Django, so workers, commands and tests share it as it is.
 """
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import BinaryIO
 
 from upserts.readers.base import ByteStream
@@ -28,7 +28,11 @@ from upserts.readers.limits import ReadLimits as ReadLimits
 from upserts.readers.parquet_reader import count_parquet_rows as count_parquet_rows
 from upserts.readers.parquet_reader import read_parquet
 
-_TEXT_READERS = {"json": read_json, "jsonl": read_jsonl, "csv": read_csv}
+_TEXT_READERS: dict[str, Callable[..., Iterator[SourceRow]]] = {
+    "json": read_json,
+    "jsonl": read_jsonl,
+    "csv": read_csv,
+}
 
 
 def read_rows(
@@ -38,6 +42,7 @@ def read_rows(
     gzipped: bool,
     filename: str,
     start_after: int = 0,
+    resume_at: tuple[int, int] | None = None,
     max_decompressed_bytes: int | None = None,
     number_vector_columns: frozenset[str] = frozenset(),
     half_float_columns: Mapping[str, str] | None = None,
@@ -63,6 +68,7 @@ def read_rows(
         gzipped=gzipped,
         filename=filename,
         start_after=start_after,
+        resume_at=resume_at if file_format in ("jsonl", "csv") and not gzipped else None,
         max_decompressed_bytes=max_decompressed_bytes,
         number_vector_columns=number_vector_columns,
         half_float_columns=half_float_columns,
@@ -77,6 +83,7 @@ def _rows(
     gzipped: bool,
     filename: str,
     start_after: int,
+    resume_at: tuple[int, int] | None,
     max_decompressed_bytes: int | None,
     number_vector_columns: frozenset[str],
     half_float_columns: Mapping[str, str] | None,
@@ -111,7 +118,11 @@ def _rows(
                 max_decompressed_bytes=max_decompressed_bytes,
             )
             read = _TEXT_READERS[file_format]
-            yield from read(stream, filename=filename, start_after=start_after, limits=limits)
+            # Only JSON Lines and CSV readers take resume_at (read_rows leaves it out of others).
+            entry = {"resume_at": resume_at} if resume_at is not None else {}
+            yield from read(
+                stream, filename=filename, start_after=start_after, limits=limits, **entry
+            )
     finally:
         if spooled is not None:
             spooled.close()

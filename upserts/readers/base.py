@@ -45,6 +45,9 @@ class SourceRow:
     # The entity's own JSON text when the file holds it as is (JSON Lines), so that a row can
     # be sent without encoding it again: the largest per-row cost of the pipeline otherwise.
     encoded: bytes | None = None
+    # (byte offset just past the row, lines read up to it) in a JSON Lines or CSV file: where
+    # reading resumes after this row without reading the file from its start again.
+    position_after: tuple[int, int] | None = None
 
 
 class NumberVector:
@@ -101,6 +104,20 @@ class _GuardedRaw(io.RawIOBase):
 
     def readable(self) -> bool:
         return True
+
+    def seekable(self) -> bool:
+        # A gzip stream cannot be entered part-way; the stored file itself can.
+        return not self._owns_inner and bool(self._inner.seekable())
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        if not self.seekable():
+            raise io.UnsupportedOperation("a gzip stream is read from its start")
+        position = int(self._inner.seek(offset, whence))
+        self.bytes_read = position
+        return position
+
+    def tell(self) -> int:
+        return self.bytes_read if self._owns_inner else int(self._inner.tell())
 
     def readinto(self, buffer: Any) -> int:
         try:

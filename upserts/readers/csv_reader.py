@@ -132,8 +132,11 @@ def read_csv(
     *,
     filename: str,
     start_after: int = 0,
+    resume_at: tuple[int, int] | None = None,
     limits: ReadLimits = DEFAULT_LIMITS,
 ) -> Iterator[SourceRow]:
+    """``resume_at`` is the ``position_after`` of row ``start_after``: once the header is
+    read, reading goes on from there."""
     if csv.field_size_limit() < _FIELD_SIZE_LIMIT:
         csv.field_size_limit(_FIELD_SIZE_LIMIT)
     lines = _Lines(stream, filename, limits)
@@ -143,6 +146,10 @@ def read_csv(
     width = len(header)
     record_lines = lines.record_lines
     number = 0
+    if resume_at is not None:
+        lines.offset, lines.line_number = resume_at
+        stream.seek(lines.offset)
+        number = start_after
     while True:
         lines.start_record()
         first_line = lines.line_number + 1
@@ -162,26 +169,35 @@ def read_csv(
                     error=f"line {first_line:,} {refused.reason}",
                     raw=refused.sample,
                     line=first_line,
+                    position_after=(lines.offset, lines.line_number),
                 )
             continue
         except csv.Error as exc:
             number += 1
             if number > start_after:
-                yield _bad_row(number, first_line, f"unreadable CSV ({exc})", record_lines)
+                row = _bad_row(number, first_line, f"unreadable CSV ({exc})", record_lines)
+                row.position_after = (lines.offset, lines.line_number)
+                yield row
             continue
         if not record:
             continue
         number += 1
         if number <= start_after:
             continue
+        position = (lines.offset, lines.line_number)
         if len(record) == width:
             yield SourceRow(
-                number=number, entity=dict(zip(header, record, strict=True)), line=first_line
+                number=number,
+                entity=dict(zip(header, record, strict=True)),
+                line=first_line,
+                position_after=position,
             )
         else:
             values = "1 value" if len(record) == 1 else f"{len(record):,} values"
             problem = f"{values}, but the header has {width} columns"
-            yield _bad_row(number, first_line, problem, record_lines)
+            row = _bad_row(number, first_line, problem, record_lines)
+            row.position_after = position
+            yield row
     if number == 0:
         raise no_rows_error(filename, "the CSV has a header row but no data rows")
 

@@ -22,8 +22,10 @@ def read_jsonl(
     *,
     filename: str,
     start_after: int = 0,
+    resume_at: tuple[int, int] | None = None,
     limits: ReadLimits = DEFAULT_LIMITS,
 ) -> Iterator[SourceRow]:
+    """``resume_at`` is the ``position_after`` of row ``start_after``: reading starts there."""
     readline = stream.readline
     loads = orjson.loads
     max_bytes = limits.max_row_bytes
@@ -31,6 +33,10 @@ def read_jsonl(
     number = 0
     line_number = 0
     offset = 0
+    if resume_at is not None:
+        offset, line_number = resume_at
+        stream.seek(offset)
+        number = start_after
     while True:
         line = readline(max_bytes + 1)
         if not line:
@@ -53,6 +59,7 @@ def read_jsonl(
                     error=f"line {line_number:,} {limits.too_big()}; it was not read",
                     raw=sample,
                     line=line_number,
+                    position_after=(offset, line_number),
                 )
             continue
         if line_number == 1 and line.startswith(UTF8_BOM):
@@ -69,6 +76,7 @@ def read_jsonl(
                 error=f"line {line_number:,} {limits.too_deep()}; it was not read",
                 raw=line[:SAMPLE_BYTES].decode(errors="replace"),
                 line=line_number,
+                position_after=(offset, line_number),
             )
             continue
         try:
@@ -80,18 +88,26 @@ def read_jsonl(
                 error=f"line {line_number:,}, column {exc.colno}: not valid JSON ({exc.msg})",
                 raw=text.rstrip("\r\n"),
                 line=line_number,
+                position_after=(offset, line_number),
             )
             continue
         if type(value) is dict:
-            yield SourceRow(number=number, entity=value, line=line_number, encoded=line.strip())
+            yield SourceRow(
+                number=number,
+                entity=value,
+                line=line_number,
+                encoded=line.strip(),
+                position_after=(offset, line_number),
+            )
         else:
             yield SourceRow(
                 number=number,
                 error=f"line {line_number:,} holds {kind_of_value(value)}, not an object",
                 raw=line.decode().rstrip("\r\n"),
                 line=line_number,
+                position_after=(offset, line_number),
             )
-    if number == 0:
+    if number == 0 and resume_at is None:
         raise no_rows_error(filename, "the file has no lines with entities")
 
 

@@ -17,13 +17,14 @@ import sys
 import tempfile
 from collections.abc import Generator, Iterator
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, cast
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.ipc as ipc
 import pyarrow.parquet as pq
 
+from upserts.object_store import ObjectLocation, object_reader_of, open_object
 from upserts.readers.base import FileFormatError, spool_to_temporary_file
 from upserts.readers.limits import ReadLimits
 
@@ -88,7 +89,17 @@ def decoded_batches(
     with the bytes of the row it stands for, decoded under ``limits.max_decode_bytes``.
 
     Raises DecodeFailed when the decoder stops. Leaving the iteration early stops the decoder.
+    The decoder reads a file by its descriptor, and an object in a store (``open_object``)
+    from the store itself, with the same credentials; anything else is copied to a temporary
+    file first.
     """
+    stored = object_reader_of(source)
+    if stored is not None:
+        source_spec: dict[str, Any] = {"object": stored.location.as_dict(), "size": stored.size}
+        yield from _from_decoder(
+            source_spec, first_group, batch_rows, filename, limits, extra_env=stored.credentials
+        )
+        return
     spooled = None
     try:
         fileno = source.fileno()
@@ -97,17 +108,23 @@ def decoded_batches(
         spooled = spool_to_temporary_file(source)
         fileno = spooled.fileno()
     try:
-        yield from _from_decoder(fileno, first_group, batch_rows, filename, limits)
+        yield from _from_decoder({"fd": fileno}, first_group, batch_rows, filename, limits)
     finally:
         if spooled is not None:
             spooled.close()
 
 
 def _from_decoder(
-    fileno: int, first_group: int, batch_rows: int, filename: str, limits: ReadLimits
+    source_spec: dict[str, Any],
+    first_group: int,
+    batch_rows: int,
+    filename: str,
+    limits: ReadLimits,
+    *,
+    extra_env: dict[str, str] | None = None,
 ) -> Iterator[tuple[pa.RecordBatch, int | None]]:
     request = {
-        "fd": fileno,
+        **source_spec,
         "first_group": first_group,
         "batch_rows": batch_rows,
         "filename": filename,
@@ -123,6 +140,7 @@ def _from_decoder(
         ),
         # One malloc arena: each further one reserves 64 MB of address space.
         "MALLOC_ARENA_MAX": "1",
+        **(extra_env or {}),
     }
     with tempfile.TemporaryFile() as last_word:
         process = subprocess.Popen(  # noqa: S603 - our own module, arguments as JSON
@@ -130,7 +148,7 @@ def _from_decoder(
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=last_word,
-            pass_fds=(fileno,),
+            pass_fds=(source_spec["fd"],) if "fd" in source_spec else (),
             env=environment,
         )
         assert process.stdout is not None
@@ -182,8 +200,17 @@ def _decode(request: dict[str, Any]) -> None:
         max_batch_bytes=request["max_batch_bytes"],
         max_decode_bytes=request["max_decode_bytes"],
     )
-    # A path of its own rather than the inherited descriptor, whose offset the parent shares.
-    parquet = open_parquet(f"/proc/self/fd/{request['fd']}")
+    source: BinaryIO | str
+    if "object" in request:
+        # Credentials come in the environment, as the worker's own boto3 chain reads them.
+        source = cast(
+            BinaryIO, open_object(ObjectLocation(**request["object"]), size=request["size"])
+        )
+    else:
+        # A path of its own rather than the inherited descriptor, whose offset the parent
+        # shares.
+        source = f"/proc/self/fd/{request['fd']}"
+    parquet = open_parquet(source)
     _cap_address_space(limits.max_decode_bytes)
     sink = pa.PythonFile(sys.stdout.buffer, mode="w")
     writer = ipc.new_stream(sink, parquet.schema_arrow)

@@ -24,6 +24,14 @@ class JobActionRefused(ConsoleError):
     http_status = 409
 
 
+def file_removed_message(job: UpsertJob) -> str:
+    return (
+        f"The file of job {job.pk} was removed on {job.file_removed_at:%Y-%m-%d} by the "
+        "retention policy (RETAIN_FILES_DAYS after the job ended), so it cannot be read "
+        "again; upload the file once more to send it."
+    )
+
+
 def _enqueue(job: UpsertJob) -> None:
     from upserts.tasks import run_upsert_job
 
@@ -90,6 +98,8 @@ def resume_job(job: UpsertJob, *, actor: Actor = None, client_ip: str | None = N
     """A failed job carries on from its checkpoint: rows already saved are not sent again."""
     if job.status != JobStatus.FAILED:
         raise JobActionRefused(f"Only a failed job can be resumed; job {job.pk} is {job.status}.")
+    if job.file_removed_at is not None:
+        raise JobActionRefused(file_removed_message(job))
     jobs.mark_resumed(job)
     record_event(
         action=AuditAction.JOB_RESUMED,

@@ -50,6 +50,7 @@ from upserts.services.sending import (
     RetryPolicy,
     send_batch,
 )
+from upserts.services.stored_files import open_stored
 from upserts.validation.collections import blocking_schema_problems
 
 logger = logging.getLogger(__name__)
@@ -85,6 +86,8 @@ class PendingBatch:
     # What the failed rows hold in memory: past the byte budget, the batch closes early.
     failure_bytes: int = 0
     size_bytes: int = 0
+    # Where the file resumes after the batch's last row (JSON Lines and CSV), or None.
+    position_after: tuple[int, int] | None = None
     # Primary keys in the batch: a key seen again starts a new batch, and a batch waits for
     # any batch in flight that shares a key, so the file's last row for a key always wins.
     keys: set[Any] = field(default_factory=set)
@@ -209,13 +212,16 @@ def _describe_with_retries(job: UpsertJob) -> CollectionSchema:
 
 def _send_rows(job: UpsertJob, schema: CollectionSchema, token: str) -> SliceOutcome:
     run = _SliceRun(job, schema, token)
-    with job.source_file.open("rb") as source:
+    with open_stored(job.source_file.name) as source:
         rows = read_rows(
             source,
             file_format=job.file_format,
             gzipped=job.is_gzipped,
             filename=job.original_filename,
             start_after=job.checkpoint_row,
+            resume_at=(
+                (job.checkpoint_offset, job.checkpoint_line) if job.checkpoint_offset else None
+            ),
             max_decompressed_bytes=settings.UPLOAD_MAX_DECOMPRESSED_BYTES,
             number_vector_columns=run.preparer.number_vector_columns,
             half_float_columns=run.preparer.half_float_columns,
@@ -298,6 +304,7 @@ class _SliceRun:
                 batch = self.batch = PendingBatch(sequence=batch.sequence + 1, first_row=row.number)
             batch.add(row.number, key, prepared[1])
         batch.last_row = row.number
+        batch.position_after = row.position_after
         if (
             len(batch.encoded) >= self.job.batch_size
             or batch.rows_in_range >= 4 * self.job.batch_size
@@ -414,6 +421,8 @@ def _commit_batch(job: UpsertJob, batch: PendingBatch, outcome: BatchOutcome, to
             rows_failed=F("rows_failed") + len(failures),
             batches_done=F("batches_done") + 1,
             checkpoint_row=batch.last_row,
+            checkpoint_offset=batch.position_after[0] if batch.position_after else 0,
+            checkpoint_line=batch.position_after[1] if batch.position_after else 0,
             lease_expires_at=timezone.now() + _lease_delta(),
         )
         if not updated:
@@ -437,6 +446,8 @@ def _commit_batch(job: UpsertJob, batch: PendingBatch, outcome: BatchOutcome, to
         FailedRow.objects.bulk_create(failures)
         record_entity_writes(job_id=job.pk, batch_id=saved.pk, entity_ids=outcome.upsert_ids)
     job.checkpoint_row = batch.last_row
+    if batch.position_after:
+        job.checkpoint_offset, job.checkpoint_line = batch.position_after
 
 
 def _lease_delta() -> timedelta:

@@ -15,7 +15,13 @@ from upserts.column_mapping import ColumnMapping
 from upserts.job_limits import DEFAULT_LIMITS, JobLimits
 from upserts.models import AuditAction, ClusterEndpoint, FailedRow, UpsertJob
 from upserts.services.audit import record_event
-from upserts.services.job_control import Actor, JobActionRefused, start_job
+from upserts.services.job_control import (
+    Actor,
+    JobActionRefused,
+    file_removed_message,
+    start_job,
+)
+from upserts.services.stored_files import open_stored
 from upserts.services.uploads import UploadRejected, check_upload_target, create_job
 
 
@@ -115,6 +121,12 @@ def retry_failed_rows(
     """
     if not job.is_final:
         raise JobActionRefused(f"Job {job.pk} is still {job.status}; retry once it has ended.")
+    if job.failed_rows_removed_at is not None:
+        raise JobActionRefused(
+            f"The failed rows of job {job.pk} were removed on "
+            f"{job.failed_rows_removed_at:%Y-%m-%d} by the retention policy "
+            "(RETAIN_FAILED_ROWS_DAYS after the job ended), so there is nothing to send again."
+        )
     entities = FailedRow.objects.filter(job=job, entity__isnull=False).order_by("row_number")
     content = io.BytesIO()
     rows = 0
@@ -151,7 +163,9 @@ def send_checked_file(
     mapping and limits."""
     if not (job.dry_run and job.is_final):
         raise JobActionRefused(f"Job {job.pk} is not a finished check of a file.")
-    with job.source_file.open("rb") as source:
+    if job.file_removed_at is not None:
+        raise JobActionRefused(file_removed_message(job))
+    with open_stored(job.source_file.name) as source:
         return submit_upload(
             source=source,
             filename=job.original_filename,

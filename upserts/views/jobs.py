@@ -12,6 +12,7 @@ from upserts.column_mapping import ColumnMapping
 from upserts.forms import JobFilterForm
 from upserts.models import UpsertJob
 from upserts.services.job_control import cancel_job, resume_job
+from upserts.services.retention import RetentionPolicy
 from upserts.services.submissions import retry_failed_rows, send_checked_file
 from upserts.views.access import is_htmx, staff_required
 from upserts.views.actions import act
@@ -56,6 +57,7 @@ def job_detail(request: HttpRequest, pk: int) -> HttpResponse:
             "has_failed_rows": selectors.has_failed_rows(job),
             "retries": selectors.job_retries(job),
             "mapping": ColumnMapping.from_json(job.column_mapping).described(),
+            "retention": RetentionPolicy.from_settings(),
         },
     )
 
