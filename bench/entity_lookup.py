@@ -5,13 +5,17 @@ with every job; the lookup page must stay instant however big it gets. This fill
 database with N rows spread over a few jobs (ids written more than once, and the same id in
 two collections, as re-uploads make them), then times ``selectors.entity_writes`` for ids
 that exist and ids that do not, and, for context, one pipeline-sized insert of 500 rows by
-``record_entity_writes``, as the pipeline writes them.
+``record_entity_writes``, as the pipeline writes them. With ``--prune`` it then ages the
+jobs (each a hundred days older than the next) and applies the retention policy to the
+entity writes (``upserts.services.retention``, the last ``--keep`` writes of each id or
+``--keep-days`` days), timing it, and says what it removed and what VACUUM FULL frees.
 
 PostgreSQL when ``DATABASE_URL`` names one: a scratch database ``bench_lookup_<random>`` is
 created on that server and dropped at the end, so the database in the URL is never touched.
 SQLite in a temporary folder otherwise.
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/test .venv/bin/python bench/entity_lookup.py
+    DATABASE_URL=... .venv/bin/python bench/entity_lookup.py --rows 10000000 --prune
     .venv/bin/python bench/entity_lookup.py --rows 200000           # SQLite
 """
 
@@ -177,6 +181,49 @@ def table_size_mb(workdir: Path) -> float:
     return sum(path.stat().st_size for path in workdir.glob("lookup.sqlite3*")) / 1024 / 1024
 
 
+def bytes_per_write(size_mb: float, rows: int) -> float:
+    return size_mb * 1024 * 1024 / rows if rows else float("nan")
+
+
+def age_jobs(plans: list[JobPlan]) -> None:
+    """The first job's batches oldest: each job a hundred days older than the next."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from upserts.models import UpsertBatch
+
+    now = timezone.now()
+    for index, plan in enumerate(plans):
+        days = 100 * (len(plans) - index)
+        UpsertBatch.objects.filter(job_id=plan.job_id).update(created_at=now - timedelta(days=days))
+
+
+def prune_writes(keep: int, keep_days: int) -> int:
+    from upserts.services.retention import RetentionPolicy, prune
+
+    forever = 100 * 365  # days: files and failed rows are not what is timed here
+    policy = RetentionPolicy(
+        file_days=forever, failed_row_days=forever, writes_per_id=keep, write_days=keep_days
+    )
+    return prune(policy).entity_writes
+
+
+def vacuum_full() -> None:
+    from django.db import connection
+
+    from upserts.models import EntityWrite
+
+    with connection.cursor() as cursor:
+        cursor.execute(f"VACUUM FULL {EntityWrite._meta.db_table}")
+
+
+def count_writes() -> int:
+    from upserts.models import EntityWrite
+
+    return EntityWrite.objects.count()
+
+
 # --- the measurements -----------------------------------------------------------------------
 
 
@@ -290,6 +337,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--lookups", type=int, default=200, help="lookups of existing ids")
     parser.add_argument("--misses", type=int, default=50, help="lookups of ids never written")
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--prune", action="store_true", help="then time the retention prune")
+    parser.add_argument("--keep", type=int, default=1, help="writes kept per id by --prune")
+    parser.add_argument("--keep-days", type=int, default=30, help="days kept by --prune")
     parser.add_argument("--json-out", type=Path, help="also write the figures as JSON here")
     return parser.parse_args(argv)
 
@@ -344,6 +394,25 @@ def main(argv: list[str] | None = None) -> int:
         example = next(lookup for lookup in lookups if lookup[2])
         plan_text = query_plan(example[0], example[1])
         inserts = time_inserts(plans, rng)
+        pruned: dict[str, Any] = {}
+        if args.prune:
+            say(f"pruning: the last {args.keep} writes per id or {args.keep_days} days")
+            age_jobs(plans)
+            before = count_writes()
+            removed, seconds["prune"] = timed_step(
+                "prune", lambda: prune_writes(args.keep, args.keep_days)
+            )
+            after = count_writes()
+            if before - after != removed:
+                raise RuntimeError(f"prune said {removed:,} but {before - after:,} went")
+            if scratch is not None:
+                _, seconds["vacuum_full"] = timed_step("VACUUM FULL", vacuum_full)
+            pruned = {
+                "rows_before": before,
+                "rows_removed": removed,
+                "rows_per_second": removed / seconds["prune"] if seconds["prune"] else None,
+                "table_mb_after_vacuum_full": table_size_mb(workdir) if scratch else None,
+            }
         loads["end"] = load_average()
 
         say("")
@@ -354,15 +423,31 @@ def main(argv: list[str] | None = None) -> int:
             f"{'database':<12}{'PostgreSQL' if scratch else 'SQLite'}; {args.rows:,} EntityWrite "
             f"rows, {size_mb:,.0f} MB with indexes; loaded in {seconds['load']:.0f} s"
         )
+        say(f"  {bytes_per_write(size_mb, args.rows):.0f} bytes per stored write, indexes included")
         say(f"{'':<44}{'n':>5}{'p50 ms':>10}{'p99 ms':>10}{'max ms':>10}")
         for timings in (found, absent, both, inserts):
             say(timings.row())
+        if pruned:
+            rate = pruned["rows_per_second"]
+            say(
+                f"prune: {pruned['rows_removed']:,} of {pruned['rows_before']:,} writes removed "
+                f"in {seconds['prune']:.1f} s ({rate:,.0f} rows/s)"
+            )
+            if pruned["table_mb_after_vacuum_full"] is not None:
+                freed = size_mb - pruned["table_mb_after_vacuum_full"]
+                say(
+                    f"  table {size_mb:,.0f} MB -> {pruned['table_mb_after_vacuum_full']:,.0f} MB "
+                    f"after VACUUM FULL ({freed:,.0f} MB freed, {seconds['vacuum_full']:.0f} s); "
+                    "a plain VACUUM (autovacuum) makes the space reusable in place"
+                )
         say(f"load average: start {loads['start']}, end {loads['end']}")
         if args.json_out:
             figures = {
                 "database": "postgresql" if scratch else "sqlite",
                 "options": {**vars(args), "json_out": str(args.json_out)},
                 "table_mb": size_mb,
+                "bytes_per_write": bytes_per_write(size_mb, args.rows),
+                "prune": pruned,
                 "seconds": seconds,
                 "lookups": {
                     "existing": found.as_dict(),

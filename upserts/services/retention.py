@@ -148,15 +148,20 @@ def _prune_entity_writes(report: PruneReport, cutoff: datetime, keep: int, chunk
     batches = quote(UpsertBatch._meta.db_table)
     jobs = quote(UpsertJob._meta.db_table)
     # The same id in another collection is another entity: writes are counted per target.
+    # The chunk is taken by its ids first (a materialized CTE), so that no plan can start from
+    # the batches instead and scan the whole table for each of them.
     doomed = f"""
-        SELECT w.id FROM {writes} w
-        JOIN {batches} b ON b.id = w.batch_id
-        JOIN {jobs} j ON j.id = w.job_id
-        WHERE w.id >= %s AND w.id < %s AND b.created_at < %s
+        WITH chunk AS MATERIALIZED (
+            SELECT id, entity_id, job_id, batch_id FROM {writes} WHERE id >= %s AND id < %s
+        )
+        SELECT c.id FROM chunk c
+        JOIN {batches} b ON b.id = c.batch_id
+        JOIN {jobs} j ON j.id = c.job_id
+        WHERE b.created_at < %s
           AND (
             SELECT COUNT(*) FROM {writes} later
             JOIN {jobs} lj ON lj.id = later.job_id
-            WHERE later.entity_id = w.entity_id AND later.id > w.id
+            WHERE later.entity_id = c.entity_id AND later.id > c.id
               AND lj.cluster_id = j.cluster_id AND lj.database_name = j.database_name
               AND lj.collection_name = j.collection_name
           ) >= %s
