@@ -253,6 +253,9 @@ RETAIN_FAILED_ROWS_DAYS = env.int("RETAIN_FAILED_ROWS_DAYS", default=90)
 RETAIN_ENTITY_WRITES_PER_ID = env.int("RETAIN_ENTITY_WRITES_PER_ID", default=5)
 RETAIN_ENTITY_WRITES_DAYS = env.int("RETAIN_ENTITY_WRITES_DAYS", default=90)
 RETENTION_PRUNE_SECONDS = env.float("RETENTION_PRUNE_SECONDS", default=6 * 3600.0)
+# A resumable upload not finished (or not made a job) this long after its last part is
+# removed, parts and all, by the same beat task that runs the retention policy.
+RESUMABLE_UPLOAD_EXPIRY_HOURS = env.float("RESUMABLE_UPLOAD_EXPIRY_HOURS", default=24.0)
 CELERY_BEAT_SCHEDULE = {
     "sweep-stale-jobs": {"task": "upserts.sweep_stale_jobs", "schedule": UPSERT_SWEEP_SECONDS},
     "remove-orphan-uploads": {"task": "upserts.remove_orphan_uploads", "schedule": 3600.0},

@@ -205,6 +205,14 @@ def make_collection(milvus: LocalMilvus) -> Callable[..., str]:
 
 
 @pytest.fixture
+def books(make_collection: Callable[..., str]) -> str:
+    """A books collection (book_id, title, emb) in the embedded Milvus."""
+    from tests.factories import BOOK_FIELDS
+
+    return make_collection(BOOK_FIELDS)
+
+
+@pytest.fixture
 def cluster(milvus: LocalMilvus, db: None) -> Any:
     """A cluster pointing at the embedded Milvus."""
     from upserts.models import ClusterEndpoint

@@ -72,7 +72,10 @@ class ClusterForm(forms.ModelForm):
         }
 
 
-class UploadForm(forms.Form):
+class UploadTargetForm(forms.Form):
+    """Where a file goes and how it is sent: the upload form but for the file itself, which a
+    resumable upload has already stored."""
+
     cluster = forms.ModelChoiceField(queryset=ClusterEndpoint.objects.none(), empty_label=None)
     database_name = forms.CharField(
         label="Database",
@@ -83,10 +86,6 @@ class UploadForm(forms.Form):
     collection_name = forms.CharField(label="Collection", max_length=255)
     partition_name = forms.CharField(
         label="Partition", max_length=255, required=False, help_text="Optional; v2 API only."
-    )
-    file = forms.FileField(
-        allow_empty_file=True,
-        help_text="JSON, JSON Lines, CSV or Parquet, optionally gzip-compressed.",
     )
     batch_size = forms.IntegerField(
         initial=BATCH_SIZE.default,
@@ -105,10 +104,6 @@ class UploadForm(forms.Form):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.fields["cluster"].queryset = enabled_clusters()  # type: ignore[attr-defined]
-        accept = ".json,.jsonl,.ndjson,.csv,.parquet,.gz"
-        self.fields["file"].widget.attrs.update(
-            {"accept": accept, "data-max-bytes": str(settings.UPLOAD_MAX_BYTES)}
-        )
 
     def upload_target(self) -> UploadTarget:
         data = self.cleaned_data
@@ -118,6 +113,31 @@ class UploadForm(forms.Form):
 
     def job_limits(self) -> JobLimits:
         return JobLimits(self.cleaned_data["batch_size"], self.cleaned_data["max_in_flight"])
+
+
+class UploadForm(UploadTargetForm):
+    """The upload form: the target, and the file sent with it."""
+
+    file = forms.FileField(
+        allow_empty_file=True,
+        help_text="JSON, JSON Lines, CSV or Parquet, optionally gzip-compressed.",
+    )
+    field_order = [
+        "cluster",
+        "database_name",
+        "collection_name",
+        "partition_name",
+        "file",
+        "batch_size",
+        "max_in_flight",
+    ]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        accept = ".json,.jsonl,.ndjson,.csv,.parquet,.gz"
+        self.fields["file"].widget.attrs.update(
+            {"accept": accept, "data-max-bytes": str(settings.UPLOAD_MAX_BYTES)}
+        )
 
 
 class ColumnMappingForm(forms.Form):

@@ -210,6 +210,58 @@ def job_upload_path(job: "UpsertJob", filename: str) -> str:
     return f"{UPLOAD_DIRECTORY}/{uuid.uuid4().hex}{safe_suffix}"
 
 
+RESUMABLE_DIRECTORY = "resumable"
+
+
+class ResumableUploadStatus(models.TextChoices):
+    RECEIVING = "receiving", "Receiving"
+    COMPLETE = "complete", "Complete"
+    SUBMITTED = "submitted", "Submitted as a job"
+    CANCELLED = "cancelled", "Cancelled"
+    EXPIRED = "expired", "Expired"
+
+
+class ResumableUpload(models.Model):
+    """A file sent in parts (the tus protocol) straight into the upload storage.
+
+    ``offset`` is what is safely stored; a part cut off mid-way keeps what arrived, and the
+    client asks for the offset (HEAD) and sends the rest. On S3 the parts are a multipart
+    upload of ``part_bytes``-sized parts, and what is left over from a part cut short waits
+    in a tail object until the next part completes it.
+    """
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    filename = models.CharField(max_length=255)
+    length = models.PositiveBigIntegerField()
+    offset = models.PositiveBigIntegerField(default=0)
+    # The tus Upload-Metadata as sent (text values), for the job it becomes.
+    metadata = models.JSONField(default=dict, blank=True)
+    storage_name = models.CharField(max_length=255)
+    # S3 only: the multipart upload and its parts so far ([{"PartNumber", "ETag", "Size"}]),
+    # and the bytes waiting in the tail object.
+    multipart_id = models.CharField(max_length=255, blank=True, default="")
+    parts = models.JSONField(default=list, blank=True)
+    tail_bytes = models.PositiveBigIntegerField(default=0)
+    status = models.CharField(
+        max_length=20,
+        choices=ResumableUploadStatus.choices,
+        default=ResumableUploadStatus.RECEIVING,
+        db_index=True,
+    )
+    job = models.OneToOneField(
+        "UpsertJob", null=True, blank=True, on_delete=models.SET_NULL, related_name="upload"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    expires_at = models.DateTimeField(db_index=True)
+
+    def __str__(self) -> str:
+        return f"{self.filename} ({self.offset:,} of {self.length:,} bytes)"
+
+
 class FileFormat(models.TextChoices):
     JSON = "json", "JSON"
     JSONL = "jsonl", "JSON Lines"
@@ -405,6 +457,11 @@ class AuditAction(models.TextChoices):
     API_TOKEN_CREATED = "api_token.created", "API token created"
     API_TOKEN_REVOKED = "api_token.revoked", "API token revoked"
     RETENTION_PRUNED = "retention.pruned", "Pruned by the retention policy"
+    UPLOAD_CREATED = "upload.created", "Resumable upload begun"
+    UPLOAD_PART_RECEIVED = "upload.part_received", "Part of an upload received"
+    UPLOAD_COMPLETED = "upload.completed", "Resumable upload completed"
+    UPLOAD_CANCELLED = "upload.cancelled", "Resumable upload cancelled"
+    UPLOAD_EXPIRED = "upload.expired", "Resumable upload expired"
 
 
 class AuditEvent(models.Model):

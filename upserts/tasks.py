@@ -9,7 +9,7 @@ from django.conf import settings
 from django.contrib.contenttypes.models import ContentType
 
 from upserts.models import WorkerHeartbeat
-from upserts.services import jobs, retention, stored_files
+from upserts.services import jobs, resumable_uploads, retention, stored_files
 from upserts.services.pipeline import SliceOutcome, run_job_slice
 
 
@@ -57,9 +57,11 @@ def remove_orphan_uploads() -> list[str]:
 
 @shared_task(name="upserts.prune_retained")
 def prune_retained() -> dict[str, int]:
-    """Apply the retention policy: old files, failed rows and entity writes."""
+    """Apply the retention policy (old files, failed rows and entity writes) and remove the
+    resumable uploads left unfinished past their expiry."""
     report = retention.prune()
     return {
+        "expired_uploads": resumable_uploads.expire_uploads(),
         "files": report.files,
         "failed_rows": report.failed_rows,
         "entity_writes": report.entity_writes,

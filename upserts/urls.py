@@ -1,6 +1,6 @@
 from django.urls import path
 
-from upserts.views import audit, clusters, dashboard, health, jobs, uploads
+from upserts.views import audit, clusters, dashboard, health, jobs, resumable, uploads
 
 urlpatterns = [
     path("", dashboard.dashboard, name="dashboard"),
@@ -17,6 +17,10 @@ urlpatterns = [
     # New upload
     path("uploads/new/", uploads.upload_new, name="upload_new"),
     path("uploads/collections/", uploads.upload_collections, name="upload_collections"),
+    # Resumable uploads (tus 1.0.0), then the form's target makes one a job.
+    path("uploads/tus/", resumable.tus_uploads, name="tus_uploads"),
+    path("uploads/tus/<uuid:pk>", resumable.tus_upload, name="tus_upload"),
+    path("uploads/tus/<uuid:pk>/submit/", resumable.tus_submit, name="tus_submit"),
     path("uploads/<int:pk>/preview/", uploads.upload_preview, name="upload_preview"),
     path("uploads/<int:pk>/mapping/", uploads.upload_mapping, name="upload_mapping"),
     path("uploads/<int:pk>/start/", uploads.upload_start, name="upload_start"),

@@ -5,8 +5,6 @@ from collections.abc import Callable
 import pytest
 from rest_framework.test import APIClient
 
-# The books collection in the embedded Milvus and a cluster pointing at it, for end-to-end tests.
-from tests.e2e.conftest import books, cluster  # noqa: F401
 from tests.factories import make_user, make_user_with_role
 from tests.helpers import ROLE_GROUPS, token_client
 

@@ -5,6 +5,7 @@ without a line in ``ENDPOINTS`` fails here; what each needs is written here by h
 compared with what the view declares.
 """
 
+import uuid
 from typing import Any
 
 import pytest
@@ -54,6 +55,11 @@ ENDPOINTS: dict[tuple[str, str], tuple[str, int]] = {
     ("api:token-list", "POST"): (roles.ANY_STAFF, 400),
     ("api:token-detail", "GET"): (roles.ANY_STAFF, 200),
     ("api:token-detail", "DELETE"): (roles.ANY_STAFF, 204),
+    # tus: no Tus-Resumable header (412); another's or no upload (404).
+    ("api:upload-list", "POST"): (roles.OPERATE_JOBS, 412),
+    ("api:upload-detail", "GET"): (roles.OPERATE_JOBS, 404),
+    ("api:upload-detail", "PATCH"): (roles.OPERATE_JOBS, 404),
+    ("api:upload-detail", "DELETE"): (roles.OPERATE_JOBS, 404),
 }
 QUERIES = {"api:entity-lookup": "?collection=books&id=1"}
 BODY_FORMATS = {"api:job-list": "multipart"}  # a file upload; JSON would be a 415
@@ -88,6 +94,8 @@ def _call(client, name: str, method: str):
     if "pk" in converters:
         if name.startswith("api:job"):
             kwargs["pk"] = job.pk
+        elif name.startswith("api:upload"):
+            kwargs["pk"] = uuid.uuid4()
         elif name.startswith("api:token"):
             # The caller's own token (the one it authenticates with), or any for anonymous.
             token = ApiToken.objects.order_by("-pk").first() or _someone_elses_token()

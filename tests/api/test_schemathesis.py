@@ -9,6 +9,7 @@ the run fails if anything asks it more than that.
 """
 
 from collections.abc import Iterator
+from datetime import timedelta
 from typing import Any
 
 import hypothesis
@@ -16,6 +17,7 @@ import pytest
 import schemathesis
 from django.core.signals import request_finished, request_started
 from django.db import close_old_connections
+from django.utils import timezone
 from hypothesis import strategies as st
 from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
@@ -26,7 +28,7 @@ from tests.factories import make_cluster, make_job, make_user
 from tests.milvus.fake_cluster import FakeCluster
 from tests.milvus.fake_collection import FakeCollection
 from upserts.milvus.client import ClusterClient, ClusterConfig
-from upserts.models import BatchStatus, FailedRow, JobStatus, UpsertBatch
+from upserts.models import BatchStatus, FailedRow, JobStatus, ResumableUpload, UpsertBatch
 from upserts.services.api_tokens import create_api_token
 
 pytestmark = pytest.mark.django_db
@@ -79,7 +81,19 @@ def test_generated_requests_get_no_server_error_and_answers_that_fit_the_schema(
         "Authorization": f"Bearer {create_api_token(user=revoker, name='revoking').key}"
     }
     spare_token = create_api_token(user=revoker, name="to revoke").token
-    real_ids = {"jobs": job.pk, "clusters": cluster.pk, "tokens": spare_token.pk}
+    upload = ResumableUpload.objects.create(
+        created_by=user,
+        filename="books.jsonl",
+        length=10,
+        storage_name="resumable/schemathesis.jsonl",
+        expires_at=timezone.now() + timedelta(days=1),
+    )
+    real_ids = {
+        "jobs": job.pk,
+        "clusters": cluster.pk,
+        "tokens": spare_token.pk,
+        "uploads": upload.pk,
+    }
 
     schema = schemathesis.openapi.from_wsgi(
         "/api/schema/?format=json", application, headers=headers

@@ -5,15 +5,9 @@ from typing import Any
 
 import pytest
 
-from tests.factories import BOOK_FIELDS
 from tests.helpers import wait_until
 from upserts.models import UpsertJob
 from upserts.services.job_control import start_job
-
-
-@pytest.fixture
-def books(make_collection) -> str:
-    return make_collection(BOOK_FIELDS)
 
 
 @pytest.fixture

@@ -1,12 +1,8 @@
 """The web process killed in the middle of an upload leaves no half-created job behind."""
 
 import contextlib
-import os
-import signal
 import socket
 import sqlite3
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -14,12 +10,10 @@ from pathlib import Path
 
 import pytest
 import requests
-from django.conf import settings
 from django.db import connection, connections
 
-from console.localservices import free_port, wait_for_port
 from tests.factories import make_user_with_role
-from tests.helpers import PROJECT_DIR, database_url_of_test_database, wait_until
+from tests.helpers import WebServer, wait_until
 from upserts import roles
 from upserts.models import ApiToken, AuditAction, AuditEvent, UpsertJob
 from upserts.services.api_tokens import create_api_token
@@ -28,71 +22,6 @@ from upserts.services.stored_files import remove_orphan_uploads
 pytestmark = pytest.mark.django_db(transaction=True)
 
 ROW = b'{"book_id": 1, "title": "Book", "emb": [0.1, 0.2, 0.3, 0.4]}\n'
-
-
-class WebServer:
-    """gunicorn serving the console on the test database, as in production."""
-
-    def __init__(self, media_root: Path, broker_url: str, queue: str | None = None) -> None:
-        self.port = free_port()
-        self.media_root = media_root
-        self.broker_url = broker_url
-        # Without a queue of a running worker, jobs are only stored, never run.
-        self.queue = queue or f"web-restart-{uuid.uuid4().hex[:8]}"
-        self.process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self) -> "WebServer":
-        env = {
-            **os.environ,
-            "DATABASE_URL": database_url_of_test_database(),
-            "MEDIA_ROOT": str(self.media_root),
-            "CELERY_BROKER_URL": self.broker_url,
-            "CELERY_QUEUE": self.queue,
-            "SECRET_KEY": settings.SECRET_KEY,
-            "FIELD_ENCRYPTION_KEY": ",".join(settings.FIELD_ENCRYPTION_KEYS),
-        }
-        env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
-        self.log = self.media_root.parent / f"gunicorn-{self.port}.log"
-        log = open(self.log, "ab")  # noqa: SIM115 - handed to the child
-        self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "gunicorn",
-                "console.wsgi:application",
-                "--bind",
-                f"127.0.0.1:{self.port}",
-                "--workers",
-                "1",
-                "--threads",
-                "2",
-            ],
-            cwd=PROJECT_DIR,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        log.close()
-        wait_for_port(self.port, timeout=30, process=self.process)
-        wait_until(self._healthy, timeout=30, interval=0.2)
-        return self
-
-    def _healthy(self) -> bool:
-        try:
-            return requests.get(f"{self.url}/healthz", timeout=5).status_code == 200
-        except requests.ConnectionError:
-            return False
-
-    def kill(self) -> None:
-        assert self.process is not None
-        os.killpg(self.process.pid, signal.SIGKILL)
-        self.process.wait()
-        self.process = None
 
 
 @pytest.fixture

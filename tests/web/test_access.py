@@ -5,6 +5,7 @@ what each page needs is written here by hand and compared with what the view dec
 view declaring the wrong permission fails too.
 """
 
+import uuid
 from typing import Any
 
 import pytest
@@ -48,6 +49,11 @@ PAGES: dict[tuple[str, str], tuple[str, int, str]] = {
     ("upload_collections", "GET"): (roles.OPERATE_JOBS, 200, ""),
     ("upload_preview", "GET"): (roles.VIEW_JOBS, 200, JobStatus.PENDING),
     ("upload_mapping", "POST"): (roles.OPERATE_JOBS, 200, JobStatus.PENDING),
+    # Without the tus header a tus request is refused (412); a PATCH is what sends a part.
+    ("tus_uploads", "POST"): (roles.OPERATE_JOBS, 412, ""),
+    ("tus_upload", "PATCH"): (roles.OPERATE_JOBS, 404, ""),
+    # No such upload: the form again, saying so.
+    ("tus_submit", "POST"): (roles.OPERATE_JOBS, 400, ""),
     ("upload_start", "POST"): (roles.OPERATE_JOBS, 302, JobStatus.PENDING),
     ("upload_check", "POST"): (roles.OPERATE_JOBS, 302, JobStatus.PENDING),
     ("upload_cancel", "POST"): (roles.OPERATE_JOBS, 302, JobStatus.PENDING),
@@ -102,7 +108,9 @@ def page_address(name: str, cluster: ClusterEndpoint, job_status: str) -> str:
     arguments = _pages()[name].pattern.converters
     kwargs: dict[str, Any] = {}
     if "pk" in arguments:
-        if name.startswith(("job_", "upload_")):
+        if name.startswith("tus_"):
+            kwargs["pk"] = uuid.uuid4()
+        elif name.startswith(("job_", "upload_")):
             job = make_job(cluster, content=b'{"id": 1}\n', file_format="jsonl", status=job_status)
             kwargs["pk"] = job.pk
         else:

@@ -9,7 +9,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import override_settings
 from django.urls import reverse
 
-from tests.factories import BOOK_FIELDS, book, make_cluster, make_job
+from tests.factories import book, make_cluster, make_job
 from tests.helpers import log_in, page_text
 from upserts.models import AuditAction, AuditEvent, JobStatus, UpsertJob
 
@@ -32,11 +32,6 @@ def _post_upload(client, cluster, collection, filename, content, **fields):
         **fields,
     }
     return client.post(reverse("upload_new"), data, REMOTE_ADDR="192.0.2.9", **{})
-
-
-@pytest.fixture
-def books(make_collection) -> str:
-    return make_collection(BOOK_FIELDS)
 
 
 @pytest.mark.milvus

@@ -167,8 +167,14 @@ class JobSerializer(serializers.Serializer):
 
 class JobCreateSerializer(serializers.Serializer):
     file = serializers.FileField(
+        required=False,
         help_text="The entity file: JSON, JSON Lines, CSV or Parquet, optionally gzip-compressed. "
-        "The format is detected from the content."
+        "The format is detected from the content. Give either `file` or `upload`.",
+    )
+    upload = serializers.UUIDField(
+        required=False,
+        help_text="A finished resumable upload of yours (`/api/v1/uploads/`), used instead of "
+        "`file`: the job reads the file where the upload stored it.",
     )
     cluster = serializers.PrimaryKeyRelatedField(
         queryset=ClusterEndpoint.objects.all(), help_text="The id of the target cluster."
@@ -220,6 +226,13 @@ class JobCreateSerializer(serializers.Serializer):
         help_text="Read and check every row and send none: the job ends with its failed rows "
         "and their reasons.",
     )
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if ("file" in attrs) == ("upload" in attrs):
+            raise serializers.ValidationError(
+                {"file": "Give the file, or the id of a finished upload (`upload`), not both."}
+            )
+        return attrs
 
     def validate_mapping(self, value: Any) -> ColumnMapping:
         try:

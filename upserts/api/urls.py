@@ -4,7 +4,7 @@ from django.urls import include, path, re_path, register_converter
 from django.urls.converters import IntConverter
 
 from upserts.api.errors import api_not_found
-from upserts.api.views import audit, clusters, jobs, schema, tokens
+from upserts.api.views import audit, clusters, jobs, schema, tokens, uploads
 
 app_name = "api"
 
@@ -25,6 +25,8 @@ v1 = [
     path("jobs/<id:pk>/cancel/", jobs.JobCancelView.as_view(), name="job-cancel"),
     path("jobs/<id:pk>/resume/", jobs.JobResumeView.as_view(), name="job-resume"),
     path("jobs/<id:pk>/retry-failed/", jobs.JobRetryFailedView.as_view(), name="job-retry-failed"),
+    path("uploads/", uploads.UploadListView.as_view(), name="upload-list"),
+    path("uploads/<uuid:pk>", uploads.UploadDetailView.as_view(), name="upload-detail"),
     path("clusters/", clusters.ClusterListView.as_view(), name="cluster-list"),
     path("clusters/<id:pk>/", clusters.ClusterDetailView.as_view(), name="cluster-detail"),
     path("clusters/<id:pk>/test/", clusters.ClusterTestView.as_view(), name="cluster-test"),

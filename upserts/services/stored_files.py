@@ -31,7 +31,7 @@ def open_stored(name: str) -> BinaryIO:
     """A stored file as a seekable binary stream, read from the object store as it goes
     when the storage is S3 (django-storages' own files download the whole object first)."""
     storage = upload_storage()
-    if _is_s3(storage):
+    if is_s3(storage):
         s3 = cast(Any, storage)
         location = ObjectLocation(
             bucket=s3.bucket_name,
@@ -48,7 +48,7 @@ def open_stored(name: str) -> BinaryIO:
 def ensure_bucket() -> str:
     """The S3 bucket of uploads created when missing (a fresh MinIO, say); what was done."""
     storage = upload_storage()
-    if not _is_s3(storage):
+    if not is_s3(storage):
         return "Uploads are stored on the local filesystem; there is no bucket to create."
     s3 = cast(Any, storage)
     client = s3.connection.meta.client
@@ -64,7 +64,7 @@ def ensure_bucket() -> str:
     return f"Bucket {s3.bucket_name} created."
 
 
-def _is_s3(storage: Storage) -> bool:
+def is_s3(storage: Storage) -> bool:
     try:
         from storages.backends.s3 import S3Storage
     except ImportError:  # django-storages is only needed when the storage is S3

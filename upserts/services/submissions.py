@@ -13,7 +13,14 @@ import orjson
 
 from upserts.column_mapping import ColumnMapping
 from upserts.job_limits import DEFAULT_LIMITS, JobLimits
-from upserts.models import AuditAction, ClusterEndpoint, FailedRow, UpsertJob
+from upserts.models import (
+    AuditAction,
+    ClusterEndpoint,
+    FailedRow,
+    ResumableUpload,
+    ResumableUploadStatus,
+    UpsertJob,
+)
 from upserts.services.audit import record_event
 from upserts.services.job_control import (
     Actor,
@@ -21,7 +28,7 @@ from upserts.services.job_control import (
     file_removed_message,
     start_job,
 )
-from upserts.services.stored_files import open_stored
+from upserts.services.stored_files import open_stored, upload_storage
 from upserts.services.uploads import UploadRejected, check_upload_target, create_job
 
 
@@ -57,6 +64,7 @@ def submit_upload(
     actor: Actor = None,
     client_ip: str | None = None,
     retry_of: UpsertJob | None = None,
+    stored_name: str | None = None,
     and_then: Callable[[UpsertJob], object] | None = None,
 ) -> UpsertJob:
     """Check the target with the cluster, store and check the file, create the job and audit
@@ -106,6 +114,7 @@ def submit_upload(
         client_ip=client_ip,
         retry_of=retry_of,
         column_mapping=mapping.to_json(),
+        stored_name=stored_name,
         then=started,
     )
 
@@ -176,3 +185,49 @@ def send_checked_file(
             actor=actor,
             client_ip=client_ip,
         )
+
+
+def submit_resumable_upload(
+    upload: ResumableUpload,
+    *,
+    target: UploadTarget,
+    start: Start,
+    limits: JobLimits = DEFAULT_LIMITS,
+    mapping: ColumnMapping | None = None,
+    dry_run: bool = False,
+    actor: Actor = None,
+    client_ip: str | None = None,
+) -> UpsertJob:
+    """A job of a finished resumable upload, its stored file used where it lies."""
+    if upload.status != ResumableUploadStatus.COMPLETE:
+        raise JobActionRefused(
+            f"The upload of {upload.filename} is {upload.get_status_display().lower()} "
+            f"({upload.offset:,} of {upload.length:,} bytes); only a finished upload becomes "
+            "a job."
+        )
+
+    def submitted(job: UpsertJob) -> None:
+        updated = ResumableUpload.objects.filter(
+            pk=upload.pk, status=ResumableUploadStatus.COMPLETE
+        ).update(status=ResumableUploadStatus.SUBMITTED, job=job)
+        if not updated:
+            raise JobActionRefused(f"The upload of {upload.filename} is a job already.")
+
+    with open_stored(upload.storage_name) as source:
+        job = submit_upload(
+            source=source,
+            filename=upload.filename,
+            target=target,
+            start=start,
+            limits=limits,
+            mapping=mapping,
+            dry_run=dry_run,
+            actor=actor,
+            client_ip=client_ip,
+            stored_name=upload.storage_name,
+            and_then=submitted,
+        )
+    if job.source_file.name != upload.storage_name:
+        # Gzip Parquet is stored decompressed: the upload as sent is not needed any more.
+        upload_storage().delete(upload.storage_name)
+    return job

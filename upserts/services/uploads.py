@@ -116,6 +116,7 @@ def create_job(
     client_ip: str | None = None,
     retry_of: UpsertJob | None = None,
     column_mapping: dict[str, str | None] | None = None,
+    stored_name: str | None = None,
     then: Callable[[UpsertJob], None] | None = None,
 ) -> UpsertJob:
     """Store the file, fingerprint it and detect its format; the job waits in ``pending``.
@@ -123,7 +124,9 @@ def create_job(
     Everything a person can get wrong about the file itself (empty, too big, not a format we
     read) is refused here, before anything is stored or started; the target is checked before,
     by ``check_upload_target``. ``then`` runs in the job's
-    own transaction (``submit_upload`` starts the job there). Entry points call
+    own transaction (``submit_upload`` starts the job there). ``stored_name`` is where
+    ``source`` already lies in the upload storage (a resumable upload): it becomes the job's
+    file as it is, never copied, and is left in place if the job is refused. Entry points call
     ``upserts.services.submissions.submit_upload``, which checks the target first.
     """
     size, sha256 = _size_and_sha256(source)
@@ -139,13 +142,13 @@ def create_job(
     decompressed: IO[bytes] | None = None
     try:
         detected = detect_format(filename, head)
-        stored, stored_name, gzipped = source, filename, detected.gzipped
+        stored, target_name, gzipped = source, filename, detected.gzipped
         if detected.file_format == "parquet" and detected.gzipped:
             # Parquet keeps its table of contents at the end, which a gzip stream cannot seek
             # to: decompressed once here, the job keeps plain Parquet, and neither preview
             # nor worker ever copies it again.
             stored = decompressed = _decompressed(source, filename)
-            stored_name = filename[:-3] if filename.lower().endswith(".gz") else filename
+            target_name = filename[:-3] if filename.lower().endswith(".gz") else filename
             gzipped = False
         estimated_rows = estimate_rows(
             stored,
@@ -177,9 +180,13 @@ def create_job(
         details = job_summary(job)
         if decompressed is not None:
             details["decompressed_at_upload"] = True
-        # Stored before the transaction, so a copy of many gigabytes holds no database lock;
-        # removed again when the job is not committed.
-        job.source_file.save(stored_name, File(stored), save=False)
+        already_stored = stored_name is not None and decompressed is None
+        if already_stored:
+            job.source_file.name = stored_name
+        else:
+            # Stored before the transaction, so a copy of many gigabytes holds no database
+            # lock; removed again when the job is not committed.
+            job.source_file.save(target_name, File(stored), save=False)
         try:
             with transaction.atomic():
                 job.save()
@@ -195,7 +202,8 @@ def create_job(
         except BaseException:
             # The job was not committed: its file would belong to nobody. (A process killed
             # before the commit leaves it behind: remove_orphan_uploads takes it later.)
-            job.source_file.storage.delete(job.source_file.name)
+            if not already_stored:
+                job.source_file.storage.delete(job.source_file.name)
             raise
     except FileFormatError as exc:
         raise UploadRejected(str(exc)) from exc

@@ -24,7 +24,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from upserts import exports, roles, selectors
+from upserts import exports, roles, selectors, tus_protocol
 from upserts.api import filters
 from upserts.api.renderers import JsonLinesRenderer
 from upserts.api.serializers import (
@@ -38,7 +38,12 @@ from upserts.api.views.common import validated_query
 from upserts.client_address import client_ip
 from upserts.models import UpsertJob
 from upserts.services import job_control
-from upserts.services.submissions import Start, retry_failed_rows, submit_upload
+from upserts.services.submissions import (
+    Start,
+    retry_failed_rows,
+    submit_resumable_upload,
+    submit_upload,
+)
 
 
 def _job_or_404(pk: int) -> UpsertJob:
@@ -101,18 +106,24 @@ class JobListView(generics.ListAPIView):
     def post(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         serializer = JobCreateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        upload = serializer.validated_data["file"]
-        job = submit_upload(
-            source=upload,
-            filename=upload.name or "upload",
-            target=serializer.upload_target(),
-            start=Start.QUEUED,
-            limits=serializer.job_limits(),
-            mapping=serializer.validated_data["mapping"],
-            dry_run=serializer.validated_data["dry_run"],
-            actor=request.user,
-            client_ip=client_ip(request),
-        )
+        data = serializer.validated_data
+        options: dict[str, Any] = {
+            "target": serializer.upload_target(),
+            "start": Start.QUEUED,
+            "limits": serializer.job_limits(),
+            "mapping": data["mapping"],
+            "dry_run": data["dry_run"],
+            "actor": request.user,
+            "client_ip": client_ip(request),
+        }
+        if "upload" in data:
+            resumable = tus_protocol.upload_of(request, data["upload"])
+            if resumable is None:
+                raise NotFound(f"There is no upload {data['upload']} of yours.")
+            job = submit_resumable_upload(resumable, **options)
+        else:
+            file = data["file"]
+            job = submit_upload(source=file, filename=file.name or "upload", **options)
         return _job_answer(request, job, status.HTTP_202_ACCEPTED)
 
 
