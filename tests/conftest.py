@@ -93,10 +93,30 @@ def celery_worker(
         log_path=tmp_path_factory.mktemp("worker") / "worker.log",
         queue=celery_queue,
     ).start()
+    SESSION_WORKERS.append(worker)
     try:
         yield worker
     finally:
+        SESSION_WORKERS.remove(worker)
         worker.stop()
+
+
+# The session's workers, for a test that must be the only one running workers (its sweeper
+# must not hand the test's stale jobs to a worker of another storage).
+SESSION_WORKERS: list[CeleryWorkerProcess] = []
+
+
+@pytest.fixture
+def other_workers_paused() -> Iterator[None]:
+    """The session's workers paused (SIGSTOP) for the test, as if on another deployment."""
+    paused = list(SESSION_WORKERS)
+    for worker in paused:
+        worker.pause()
+    try:
+        yield
+    finally:
+        for worker in paused:
+            worker.resume()
 
 
 @pytest.fixture(scope="session")
@@ -141,10 +161,14 @@ def s3_worker(
     """One worker host on the S3 storage for the session; a test also asks for ``s3_storage``
     and ``s3_queue`` to send it jobs."""
     home = tmp_path_factory.mktemp("s3-worker-host")
-    worker = start_s3_worker(worker_environment, s3_server, s3_queue_name, home)
+    # Without beat: the session's local worker has the sweeper, and two deployments' sweepers
+    # would hand each other's stale jobs to workers that cannot read their files.
+    worker = start_s3_worker(worker_environment, s3_server, s3_queue_name, home, beat=False)
+    SESSION_WORKERS.append(worker)
     try:
         yield worker
     finally:
+        SESSION_WORKERS.remove(worker)
         worker.stop()
 
 

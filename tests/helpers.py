@@ -107,6 +107,24 @@ class CeleryWorkerProcess:
             raise AssertionError(f"celery worker exited:\n{self.log_path.read_text()[-3000:]}")
         return " ready." in self.log_path.read_text(errors="replace")
 
+    def _process_tree(self) -> list[int]:
+        assert self.process is not None
+        children = subprocess.run(
+            ["pgrep", "-P", str(self.process.pid)], capture_output=True, text=True
+        ).stdout.split()
+        return [self.process.pid, *map(int, children)]
+
+    def pause(self) -> None:
+        """Stop the worker, its pool and its beat (SIGSTOP) without ending them."""
+        if self.process and self.process.poll() is None:
+            for pid in self._process_tree():
+                os.kill(pid, signal.SIGSTOP)
+
+    def resume(self) -> None:
+        if self.process and self.process.poll() is None:
+            for pid in self._process_tree():
+                os.kill(pid, signal.SIGCONT)
+
     def stop(self) -> None:
         if self.process and self.process.poll() is None:
             self.process.terminate()

@@ -90,7 +90,12 @@ class LocalS3:
 
 
 def start_s3_worker(
-    worker_environment: dict[str, str], s3_server: "LocalS3", queue: str, home: Path
+    worker_environment: dict[str, str],
+    s3_server: "LocalS3",
+    queue: str,
+    home: Path,
+    *,
+    beat: bool = True,
 ) -> CeleryWorkerProcess:
     """A worker as a host of its own would run it: its own empty working directory and media
     root, sharing only PostgreSQL, Redis and the object store with the tests."""
@@ -105,4 +110,5 @@ def start_s3_worker(
         log_path=home / "worker.log",
         queue=queue,
         cwd=home,
+        beat=beat,
     ).start()

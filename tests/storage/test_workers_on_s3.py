@@ -82,6 +82,7 @@ def jsonl(rows: int) -> bytes:
     return b"".join(orjson.dumps(book(i)) + b"\n" for i in range(1, rows + 1))
 
 
+@pytest.mark.usefixtures("other_workers_paused")
 def test_a_job_killed_mid_way_resumes_from_the_object_at_its_checkpoint(
     s3_storage, own_queue, worker_environment, make_collection, upload, milvus, tmp_path
 ):
@@ -120,6 +121,7 @@ def test_a_job_killed_mid_way_resumes_from_the_object_at_its_checkpoint(
     assert count_in_milvus(milvus, books) == 20_000
 
 
+@pytest.mark.usefixtures("other_workers_paused")
 def test_jobs_spread_over_two_worker_hosts_all_land_when_one_host_is_killed(
     s3_storage, own_queue, worker_environment, make_collection, upload, milvus, tmp_path
 ):
