@@ -58,7 +58,8 @@ def test_an_operator_loads_a_file_and_follows_it_to_the_audit_trail(
     )
     page.click("button:has-text('Upload and preview')")
     expect(page.locator("#upload-status")).to_be_visible()
-    page.wait_for_function("document.getElementById('upload-progress').value > 0")
+    # Sent in parts (tus): bytes sent, speed and time left as they go.
+    expect(page.locator("#upload-progress-text")).to_contain_text(re.compile(r"Sent .* left"))
     screenshot(page, "upload-progress")
     page.wait_for_url(re.compile(r"/uploads/\d+/preview/"), timeout=60_000)
     network.send(

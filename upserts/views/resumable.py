@@ -11,7 +11,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 from upserts import roles, selectors, tus_protocol
 from upserts.client_address import client_ip
 from upserts.errors import ConsoleError
-from upserts.forms import UploadTargetForm
+from upserts.forms import UploadForm, UploadTargetForm
 from upserts.middleware import accepts_uploads
 from upserts.models import ResumableUpload
 from upserts.services.submissions import Start, submit_resumable_upload
@@ -52,9 +52,8 @@ def tus_submit(request: HttpRequest, pk: UUID) -> HttpResponse:
     """The finished upload and the form's target: a pending job, shown in its preview."""
     upload = tus_protocol.upload_of(request, pk)
     form = UploadTargetForm(request.POST)
-    if upload is None:
-        form.add_error(None, "There is no such upload of yours; send the file again.")
-    elif form.is_valid():
+    problem = "" if upload is not None else "There is no such upload of yours; send it again."
+    if upload is not None and form.is_valid():
         try:
             job = submit_resumable_upload(
                 upload,
@@ -65,15 +64,21 @@ def tus_submit(request: HttpRequest, pk: UUID) -> HttpResponse:
                 client_ip=client_ip(request),
             )
         except ConsoleError as exc:
-            form.add_error(None, str(exc))
+            problem = str(exc)
         else:
             preview = reverse("upload_preview", args=[job.pk])
             if is_htmx(request):
                 return HttpResponse(headers={"HX-Redirect": preview})
             return redirect(preview)
+    # The upload form again, with what was typed and what is wrong; its file is in already.
+    page = UploadForm(request.POST)
+    page.is_valid()
+    page.errors.pop("file", None)
+    if problem:
+        page.add_error(None, problem)
     return render(
         request,
         "uploads/new.html",
-        {"form": form, "has_clusters": selectors.enabled_clusters().exists()},
+        {"form": page, "has_clusters": selectors.enabled_clusters().exists()},
         status=400,
     )
