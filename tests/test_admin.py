@@ -164,3 +164,47 @@ def test_clusters_deleted_from_the_admin_list_are_each_audited(admin_client):
     assert not ClusterEndpoint.objects.exists()
     deleted = AuditEvent.objects.filter(action=AuditAction.CLUSTER_DELETED)
     assert {e.details["name"] for e in deleted} == {"first", "second"}
+
+
+SECRET = "wJalrXUtnFEMI-K7MDENG-bPxRfiCY"
+
+
+def bucket_form(**overrides):
+    form = {
+        "name": "datasets",
+        "bucket": "datasets",
+        "prefix": "books/",
+        "endpoint_url": "http://minio:9000",
+        "region": "",
+        "path_style": "on",
+        "access_key_id": "AKIAEXAMPLE",
+        "secret_access_key": SECRET,
+        "is_enabled": "on",
+    }
+    form.update(overrides)
+    return form
+
+
+def test_source_bucket_keys_are_stored_encrypted_never_shown_and_kept_when_left_blank(
+    admin_client,
+):
+    from django.db import connection
+
+    from upserts.models import SourceBucket
+
+    added = admin_client.post(reverse("admin:upserts_sourcebucket_add"), bucket_form())
+    assert added.status_code == 302, added.content
+    bucket = SourceBucket.objects.get()
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT secret_access_key FROM upserts_sourcebucket")
+        assert SECRET not in cursor.fetchone()[0]
+    change = reverse("admin:upserts_sourcebucket_change", args=[bucket.pk])
+    assert SECRET not in admin_client.get(change).content.decode()
+
+    admin_client.post(change, bucket_form(access_key_id="", secret_access_key="", prefix="b/"))
+
+    bucket.refresh_from_db()
+    assert (bucket.prefix, bucket.secret_access_key) == ("b/", SECRET)
+    events = AuditEvent.objects.filter(action=AuditAction.SOURCE_BUCKET_SAVED)
+    assert [e.details["created"] for e in events.order_by("pk")] == [True, False]
+    assert all(SECRET not in str(e.details) for e in events)

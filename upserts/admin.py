@@ -17,14 +17,17 @@ from upserts.client_address import client_ip
 from upserts.errors import ConsoleError
 from upserts.models import (
     ApiToken,
+    AuditAction,
     AuditEvent,
     ClusterEndpoint,
+    SourceBucket,
     UpsertBatch,
     UpsertJob,
     WorkerHeartbeat,
 )
 from upserts.services import clusters
 from upserts.services.api_tokens import revoke_api_token
+from upserts.services.audit import record_event
 from upserts.services.clusters import EDITABLE_CLUSTER_FIELDS
 
 
@@ -152,6 +155,94 @@ class UpsertBatchInline(admin.TabularInline):
 
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+
+class SourceBucketAdminForm(forms.ModelForm):
+    """The credentials are write-only: never put in the form; left blank, they are kept."""
+
+    access_key_id = forms.CharField(
+        required=False,
+        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "off"}),
+        help_text="Leave blank to keep the stored one (or to read with the hosts' own).",
+    )
+    secret_access_key = forms.CharField(
+        required=False,
+        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
+        help_text="Leave blank to keep the stored one.",
+    )
+    clear_credentials = forms.BooleanField(
+        required=False, help_text="Remove the stored keys: read with the hosts' own."
+    )
+
+    class Meta:
+        model = SourceBucket
+        fields = [
+            "name",
+            "bucket",
+            "prefix",
+            "endpoint_url",
+            "region",
+            "path_style",
+            "access_key_id",
+            "secret_access_key",
+            "is_enabled",
+        ]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # The stored values never reach the page.
+        self.initial.pop("access_key_id", None)
+        self.initial.pop("secret_access_key", None)
+
+
+@admin.register(SourceBucket)
+class SourceBucketAdmin(admin.ModelAdmin):
+    form = SourceBucketAdminForm
+    list_display = ["name", "bucket", "prefix", "endpoint_url", "is_enabled", "has_keys"]
+    list_filter = ["is_enabled"]
+    search_fields = ["name", "bucket", "prefix"]
+
+    @admin.display(boolean=True, description="keys set")
+    def has_keys(self, obj: SourceBucket) -> bool:
+        return bool(obj.access_key_id)
+
+    def save_model(self, request: HttpRequest, obj: SourceBucket, form: Any, change: bool) -> None:
+        if change:
+            stored = SourceBucket.objects.get(pk=obj.pk)
+            if form.cleaned_data.get("clear_credentials"):
+                obj.access_key_id = obj.secret_access_key = ""
+            else:
+                obj.access_key_id = form.cleaned_data["access_key_id"] or stored.access_key_id
+                obj.secret_access_key = (
+                    form.cleaned_data["secret_access_key"] or stored.secret_access_key
+                )
+        with transaction.atomic():
+            super().save_model(request, obj, form, change)
+            record_event(
+                action=AuditAction.SOURCE_BUCKET_SAVED,
+                actor=request.user,
+                target=obj,
+                client_ip=client_ip(request),
+                details={
+                    "bucket": obj.bucket,
+                    "prefix": obj.prefix,
+                    "endpoint_url": obj.endpoint_url,
+                    "is_enabled": obj.is_enabled,
+                    "created": not change,
+                    "keys_set": bool(obj.access_key_id),
+                },
+            )
+
+    def delete_model(self, request: HttpRequest, obj: SourceBucket) -> None:
+        with transaction.atomic():
+            record_event(
+                action=AuditAction.SOURCE_BUCKET_DELETED,
+                actor=request.user,
+                target=obj,
+                client_ip=client_ip(request),
+                details={"bucket": obj.bucket, "prefix": obj.prefix},
+            )
+            super().delete_model(request, obj)
 
 
 @admin.register(UpsertJob)

@@ -119,8 +119,16 @@ class UploadForm(UploadTargetForm):
     """The upload form: the target, and the file sent with it."""
 
     file = forms.FileField(
+        required=False,
         allow_empty_file=True,
         help_text="JSON, JSON Lines, CSV or Parquet, optionally gzip-compressed.",
+    )
+    source = forms.CharField(
+        label="Or a file in a bucket",
+        required=False,
+        max_length=2048,
+        widget=forms.TextInput(attrs={"placeholder": "s3://bucket/path/to/file.parquet"}),
+        help_text="An object in a bucket a cluster admin has allowed, read where it lies.",
     )
     field_order = [
         "cluster",
@@ -128,9 +136,17 @@ class UploadForm(UploadTargetForm):
         "collection_name",
         "partition_name",
         "file",
+        "source",
         "batch_size",
         "max_in_flight",
     ]
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        has_file = bool(cleaned.get("file")) or "file" in self.errors
+        if has_file == bool(cleaned.get("source")):
+            self.add_error("file", "Choose a file, or name one in a bucket, not both.")
+        return cleaned
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

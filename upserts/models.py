@@ -162,6 +162,43 @@ class ClusterEndpoint(models.Model):
         return bool(self.token)
 
 
+class SourceBucket(models.Model):
+    """An S3-compatible bucket (or a part of it) that jobs may read files from where they lie,
+    allowed by a cluster admin, with the credentials to read it.
+
+    A job names an object as ``s3://bucket/key``: the key must start with ``prefix``.
+    """
+
+    name = models.CharField(max_length=100, unique=True)
+    bucket = models.CharField(max_length=255)
+    prefix = models.CharField(
+        max_length=1024, blank=True, default="", help_text="Keys jobs may read start with this."
+    )
+    endpoint_url = models.CharField(
+        "endpoint URL",
+        max_length=500,
+        blank=True,
+        default="",
+        validators=[validate_cluster_url],
+        help_text="Empty for AWS S3 itself; http://minio:9000 for a MinIO of the compose file.",
+    )
+    region = models.CharField(max_length=64, blank=True, default="")
+    path_style = models.BooleanField(
+        "path-style addresses", default=False, help_text="For MinIO and most self-hosted stores."
+    )
+    # Write-only, as cluster tokens are: never rendered back, listed or logged.
+    access_key_id = EncryptedTextField("access key id", blank=True, default="")
+    secret_access_key = EncryptedTextField(blank=True, default="")
+    is_enabled = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return f"{self.name} (s3://{self.bucket}/{self.prefix})"
+
+
 class JobStatus(models.TextChoices):
     PENDING = "pending", "Pending"
     VALIDATING = "validating", "Validating"
@@ -277,7 +314,7 @@ class UpsertJob(models.Model):
     collection_name = models.CharField(max_length=255)
     partition_name = models.CharField(max_length=255, blank=True, default="")
 
-    source_file = models.FileField(upload_to=job_upload_path, max_length=255)
+    source_file = models.FileField(upload_to=job_upload_path, max_length=255, blank=True)
     original_filename = models.CharField(max_length=255)
     size_bytes = models.PositiveBigIntegerField(default=0)
     sha256 = models.CharField("SHA-256", max_length=64, blank=True, default="")
@@ -289,6 +326,13 @@ class UpsertJob(models.Model):
     retry_of = models.ForeignKey(
         "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="retries"
     )
+    # A file read where it lies instead of an upload: s3://bucket/key in an allowed bucket,
+    # with the object's ETag when the job was made (source_file is then empty).
+    source_reference = models.CharField(max_length=2048, blank=True, default="")
+    source_bucket = models.ForeignKey(
+        SourceBucket, null=True, blank=True, on_delete=models.PROTECT, related_name="jobs"
+    )
+    source_etag = models.CharField(max_length=255, blank=True, default="")
     # {file column: field, or null to leave it out}; see upserts.column_mapping.
     column_mapping = models.JSONField(default=dict, blank=True)
     dry_run = models.BooleanField(
@@ -462,6 +506,8 @@ class AuditAction(models.TextChoices):
     UPLOAD_COMPLETED = "upload.completed", "Resumable upload completed"
     UPLOAD_CANCELLED = "upload.cancelled", "Resumable upload cancelled"
     UPLOAD_EXPIRED = "upload.expired", "Resumable upload expired"
+    SOURCE_BUCKET_SAVED = "source_bucket.saved", "Source bucket saved"
+    SOURCE_BUCKET_DELETED = "source_bucket.deleted", "Source bucket deleted"
 
 
 class AuditEvent(models.Model):

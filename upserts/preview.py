@@ -21,8 +21,8 @@ from upserts.readers import (
     read_rows,
 )
 from upserts.services.clusters import client_for
+from upserts.services.job_files import open_job_file
 from upserts.services.read_limits import read_limits
-from upserts.services.stored_files import open_stored
 from upserts.templatetags.console import cell
 from upserts.validation.collections import schema_warnings
 from upserts.validation.entities import RowProblem
@@ -126,7 +126,7 @@ def preview_job(job: UpsertJob, *, limit: int = 20) -> Preview:
     # into it the first rows are (Parquet is read by its footer, and needs to seek).
     prefix = settings.UPLOAD_ESTIMATE_READ_BYTES
     try:
-        with open_stored(job.source_file.name) as source:
+        with open_job_file(job) as source:
             readable = (
                 source
                 if job.file_format == "parquet"

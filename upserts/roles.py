@@ -1,7 +1,8 @@
 """The console's roles, as Django groups of model permissions.
 
 Viewers read jobs, clusters and the audit trail; operators also upload files and cancel,
-resume and retry jobs; cluster admins also register, change, test and delete clusters.
+resume and retry jobs; cluster admins also register, change, test and delete clusters, and
+allow the buckets jobs may read files from.
 Everything also requires a staff account. Superusers have every permission.
 """
 
@@ -38,6 +39,11 @@ _CLUSTER_ADMIN_CODENAMES = [
     "add_clusterendpoint",
     "change_clusterendpoint",
     "delete_clusterendpoint",
+    # The buckets jobs may read files from where they lie, with their credentials.
+    "view_sourcebucket",
+    "add_sourcebucket",
+    "change_sourcebucket",
+    "delete_sourcebucket",
 ]
 
 ROLE_CODENAMES: dict[str, list[str]] = {

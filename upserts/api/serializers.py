@@ -176,6 +176,12 @@ class JobCreateSerializer(serializers.Serializer):
         help_text="A finished resumable upload of yours (`/api/v1/uploads/`), used instead of "
         "`file`: the job reads the file where the upload stored it.",
     )
+    source = serializers.CharField(
+        required=False,
+        max_length=2048,
+        help_text="An object in a bucket a cluster admin has allowed (`s3://bucket/key`), "
+        "used instead of `file`: the job reads it where it lies.",
+    )
     cluster = serializers.PrimaryKeyRelatedField(
         queryset=ClusterEndpoint.objects.all(), help_text="The id of the target cluster."
     )
@@ -227,11 +233,21 @@ class JobCreateSerializer(serializers.Serializer):
         "and their reasons.",
     )
 
-    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
-        if ("file" in attrs) == ("upload" in attrs):
-            raise serializers.ValidationError(
-                {"file": "Give the file, or the id of a finished upload (`upload`), not both."}
-            )
+    _ONE_SOURCE = (
+        "Give one of the file, a finished upload (`upload`) or an object in a bucket (`source`)."
+    )
+
+    def to_internal_value(self, data: Any) -> Any:
+        """The fields' errors and, with them, a missing or doubled source of the file."""
+        given = sum(bool(data.get(name)) for name in ("file", "upload", "source"))
+        try:
+            attrs = super().to_internal_value(data)
+        except serializers.ValidationError as exc:
+            if given != 1 and isinstance(exc.detail, dict):
+                exc.detail.setdefault("file", [serializers.ErrorDetail(self._ONE_SOURCE)])
+            raise
+        if given != 1:
+            raise serializers.ValidationError({"file": [self._ONE_SOURCE]})
         return attrs
 
     def validate_mapping(self, value: Any) -> ColumnMapping:

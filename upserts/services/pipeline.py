@@ -44,13 +44,13 @@ from upserts.services.audit import record_event
 from upserts.services.clusters import client_for
 from upserts.services.entity_writes import record_entity_writes
 from upserts.services.failed_rows import failed_row, stored_size
+from upserts.services.job_files import open_job_file
 from upserts.services.read_limits import read_limits
 from upserts.services.sending import (
     BatchOutcome,
     RetryPolicy,
     send_batch,
 )
-from upserts.services.stored_files import open_stored
 from upserts.validation.collections import blocking_schema_problems
 
 logger = logging.getLogger(__name__)
@@ -212,7 +212,7 @@ def _describe_with_retries(job: UpsertJob) -> CollectionSchema:
 
 def _send_rows(job: UpsertJob, schema: CollectionSchema, token: str) -> SliceOutcome:
     run = _SliceRun(job, schema, token)
-    with open_stored(job.source_file.name) as source:
+    with open_job_file(job) as source:
         rows = read_rows(
             source,
             file_format=job.file_format,

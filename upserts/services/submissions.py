@@ -7,7 +7,7 @@ import enum
 import io
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import IO
+from typing import IO, Any
 
 import orjson
 
@@ -28,8 +28,19 @@ from upserts.services.job_control import (
     file_removed_message,
     start_job,
 )
+from upserts.services.job_files import (
+    ObjectReference,
+    allowed_bucket,
+    object_facts,
+    open_object_of,
+)
 from upserts.services.stored_files import open_stored, upload_storage
-from upserts.services.uploads import UploadRejected, check_upload_target, create_job
+from upserts.services.uploads import (
+    ObjectInBucket,
+    UploadRejected,
+    check_upload_target,
+    create_job,
+)
 
 
 class Start(enum.Enum):
@@ -65,6 +76,7 @@ def submit_upload(
     client_ip: str | None = None,
     retry_of: UpsertJob | None = None,
     stored_name: str | None = None,
+    in_bucket: ObjectInBucket | None = None,
     and_then: Callable[[UpsertJob], object] | None = None,
 ) -> UpsertJob:
     """Check the target with the cluster, store and check the file, create the job and audit
@@ -115,6 +127,7 @@ def submit_upload(
         retry_of=retry_of,
         column_mapping=mapping.to_json(),
         stored_name=stored_name,
+        in_bucket=in_bucket,
         then=started,
     )
 
@@ -174,17 +187,18 @@ def send_checked_file(
         raise JobActionRefused(f"Job {job.pk} is not a finished check of a file.")
     if job.file_removed_at is not None:
         raise JobActionRefused(file_removed_message(job))
+    options: dict[str, Any] = {
+        "target": UploadTarget.of_job(job),
+        "start": Start.QUEUED,
+        "limits": JobLimits.of_job(job),
+        "mapping": ColumnMapping.from_json(job.column_mapping),
+        "actor": actor,
+        "client_ip": client_ip,
+    }
+    if not job.source_file.name and job.source_reference:
+        return submit_object(job.source_reference, **options)
     with open_stored(job.source_file.name) as source:
-        return submit_upload(
-            source=source,
-            filename=job.original_filename,
-            target=UploadTarget.of_job(job),
-            start=Start.QUEUED,
-            limits=JobLimits.of_job(job),
-            mapping=ColumnMapping.from_json(job.column_mapping),
-            actor=actor,
-            client_ip=client_ip,
-        )
+        return submit_upload(source=source, filename=job.original_filename, **options)
 
 
 def submit_resumable_upload(
@@ -231,3 +245,37 @@ def submit_resumable_upload(
         # Gzip Parquet is stored decompressed: the upload as sent is not needed any more.
         upload_storage().delete(upload.storage_name)
     return job
+
+
+def submit_object(
+    reference: str,
+    *,
+    target: UploadTarget,
+    start: Start,
+    limits: JobLimits = DEFAULT_LIMITS,
+    mapping: ColumnMapping | None = None,
+    dry_run: bool = False,
+    actor: Actor = None,
+    client_ip: str | None = None,
+) -> UpsertJob:
+    """A job of an object in an allowed bucket (``s3://bucket/key``), read where it lies.
+
+    The object is read once here, as an upload is, for its SHA-256, its format and its first
+    rows; the job records its ETag and size, so the audit says exactly what was read.
+    """
+    parsed = ObjectReference.parse(reference)
+    source = allowed_bucket(parsed)
+    facts = object_facts(source, parsed)
+    with open_object_of(source, parsed) as stream:
+        return submit_upload(
+            source=stream,
+            filename=parsed.filename,
+            target=target,
+            start=start,
+            limits=limits,
+            mapping=mapping,
+            dry_run=dry_run,
+            actor=actor,
+            client_ip=client_ip,
+            in_bucket=ObjectInBucket(parsed, source, facts),
+        )

@@ -18,7 +18,7 @@ from upserts.models import JobStatus, UpsertJob
 from upserts.preview import Preview, preview_job
 from upserts.services import clusters
 from upserts.services.job_control import cancel_job, start_job
-from upserts.services.submissions import Start, submit_upload
+from upserts.services.submissions import Start, submit_object, submit_upload
 from upserts.services.uploads import set_column_mapping
 from upserts.views.access import is_htmx, staff_required
 from upserts.views.actions import act
@@ -66,16 +66,17 @@ def _initial(request: HttpRequest) -> dict[str, Any]:
 
 def _create_job(request: HttpRequest, form: UploadForm) -> UpsertJob | None:
     upload = form.cleaned_data["file"]
+    options: dict[str, Any] = {
+        "target": form.upload_target(),
+        "start": Start.AFTER_PREVIEW,
+        "limits": form.job_limits(),
+        "actor": request.user,
+        "client_ip": client_ip(request),
+    }
     try:
-        return submit_upload(
-            source=upload,
-            filename=upload.name,
-            target=form.upload_target(),
-            start=Start.AFTER_PREVIEW,
-            limits=form.job_limits(),
-            actor=request.user,
-            client_ip=client_ip(request),
-        )
+        if form.cleaned_data["source"]:
+            return submit_object(form.cleaned_data["source"], **options)
+        return submit_upload(source=upload, filename=upload.name, **options)
     except ConsoleError as exc:
         form.add_error(None, str(exc))
     except ValidationError as exc:

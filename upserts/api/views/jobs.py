@@ -41,6 +41,7 @@ from upserts.services import job_control
 from upserts.services.submissions import (
     Start,
     retry_failed_rows,
+    submit_object,
     submit_resumable_upload,
     submit_upload,
 )
@@ -121,6 +122,8 @@ class JobListView(generics.ListAPIView):
             if resumable is None:
                 raise NotFound(f"There is no upload {data['upload']} of yours.")
             job = submit_resumable_upload(resumable, **options)
+        elif "source" in data:
+            job = submit_object(data["source"], **options)
         else:
             file = data["file"]
             job = submit_upload(source=file, filename=file.name or "upload", **options)

@@ -18,7 +18,7 @@ from upserts.job_limits import BATCH_SIZE, MAX_IN_FLIGHT, JobLimits
 from upserts.models import ClusterEndpoint, JobStatus, UpsertJob
 from upserts.selectors import failure_reasons
 from upserts.services.pipeline import SliceOutcome, run_job_slice
-from upserts.services.submissions import Start, UploadTarget, submit_upload
+from upserts.services.submissions import Start, UploadTarget, submit_object, submit_upload
 
 _POLL_SECONDS = 0.5
 
@@ -29,7 +29,9 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("file", type=Path)
+        parser.add_argument(
+            "file", help="The file, or an object in an allowed bucket (s3://bucket/key)."
+        )
         parser.add_argument("--cluster", required=True, help="Name of a registered cluster.")
         parser.add_argument("--collection", required=True)
         parser.add_argument("--db", default="", help="Database (default: the cluster's).")
@@ -70,8 +72,9 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
-        path: Path = options["file"]
-        if not path.is_file():
+        reference = options["file"] if options["file"].startswith("s3://") else None
+        path = Path(options["file"])
+        if reference is None and not path.is_file():
             raise CommandError(f"{path} is not a file.")
         try:
             cluster = ClusterEndpoint.objects.get(name=options["cluster"])
@@ -87,31 +90,34 @@ class Command(BaseCommand):
                 raise CommandError(f"No user named {options['user']!r}.")
         start = Start.HERE if options["here"] else Start.QUEUED
         mapping = _mapping(options["map"], options["ignore"])
+        submission: dict[str, Any] = {
+            "target": UploadTarget(
+                cluster=cluster,
+                collection_name=options["collection"],
+                database_name=options["db"],
+                partition_name=options["partition"],
+            ),
+            "start": start,
+            "limits": JobLimits(
+                batch_size=options["batch_size"], max_in_flight=options["in_flight"]
+            ),
+            "mapping": mapping,
+            "dry_run": options["check"],
+            "actor": actor,
+        }
         try:
-            with path.open("rb") as source:
-                job = submit_upload(
-                    source=source,
-                    filename=path.name,
-                    target=UploadTarget(
-                        cluster=cluster,
-                        collection_name=options["collection"],
-                        database_name=options["db"],
-                        partition_name=options["partition"],
-                    ),
-                    start=start,
-                    limits=JobLimits(
-                        batch_size=options["batch_size"], max_in_flight=options["in_flight"]
-                    ),
-                    mapping=mapping,
-                    dry_run=options["check"],
-                    actor=actor,
-                )
+            if reference is not None:
+                job = submit_object(reference, **submission)
+            else:
+                with path.open("rb") as source:
+                    job = submit_upload(source=source, filename=path.name, **submission)
         except ConsoleError as exc:
             raise CommandError(str(exc)) from exc
         except ValidationError as exc:
             raise CommandError(" ".join(exc.messages)) from exc
         self.stdout.write(
-            f"Job {job.pk}: {path.name} ({job.file_format}{'.gz' if job.is_gzipped else ''}, "
+            f"Job {job.pk}: {job.source_reference or path.name} "
+            f"({job.file_format}{'.gz' if job.is_gzipped else ''}, "
             f"{job.size_bytes:,} bytes) → {cluster.name}/{job.database_name}/{job.collection_name}"
         )
         for rule in mapping.described():
