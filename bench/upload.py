@@ -51,9 +51,16 @@ DESCRIBE = {
 
 
 class _Describe(http.server.BaseHTTPRequestHandler):
-    def do_POST(self) -> None:  # noqa: N802 - the http.server name
-        length = int(self.headers.get("Content-Length") or 0)
-        self.rfile.read(length)
+    """Answers every request as Milvus 2.3.5 answers describe (v1 asks with a GET)."""
+
+    def do_GET(self) -> None:  # noqa: N802 - the http.server name
+        self._answer()
+
+    def do_POST(self) -> None:  # noqa: N802
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        self._answer()
+
+    def _answer(self) -> None:
         body = json.dumps(DESCRIBE).encode()
         self.send_response(200)
         self.send_header("Content-Type", "application/json")

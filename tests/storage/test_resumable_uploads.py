@@ -248,3 +248,27 @@ def test_a_tus_client_resumes_after_the_web_process_is_killed_mid_part(tmp_path,
     assert upload.status == "complete" and upload.offset == len(content)
     stored = media / upload.storage_name
     assert hashlib.sha256(stored.read_bytes()).hexdigest() == hashlib.sha256(content).hexdigest()
+
+
+@pytest.mark.django_db
+def test_the_pages_uploads_need_the_csrf_token_of_the_signed_in_session(storage):
+    from django.test import Client
+
+    from tests.helpers import log_in
+
+    browser = Client(enforce_csrf_checks=True)
+    log_in(browser, "operator")
+    browser.get("/uploads/new/")
+    token = browser.cookies["csrftoken"].value
+    begin_on_page = {"HTTP_UPLOAD_LENGTH": "5", **TUS}
+
+    refused = browser.post("/uploads/tus/", **begin_on_page)
+    created = browser.post("/uploads/tus/", HTTP_X_CSRFTOKEN=token, **begin_on_page)
+    url = created["Location"]
+    part = {"content_type": "application/offset+octet-stream", "HTTP_UPLOAD_OFFSET": "0", **TUS}
+    patch_refused = browser.generic("PATCH", url, b"12345", **part)
+    patched = browser.generic("PATCH", url, b"12345", HTTP_X_CSRFTOKEN=token, **part)
+
+    assert refused.status_code == 403 and patch_refused.status_code == 403
+    assert created.status_code == 201 and patched.status_code == 204
+    assert ResumableUpload.objects.get().status == "complete"
