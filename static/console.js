@@ -12,6 +12,8 @@
     }
     return (unit ? value.toFixed(1) : value) + " " + units[unit];
   }
+  // Shared with the page scripts loaded after this one (resumable-upload.js).
+  window.consoleFormatBytes = formatBytes;
 
   // Upload progress: htmx reports the request body's progress while a large file is sent.
   document.addEventListener("htmx:xhr:progress", function (event) {

@@ -14,16 +14,7 @@
     return [file.name, file.size, file.lastModified].join("|");
   }
 
-  function formatBytes(bytes) {
-    var units = ["bytes", "KB", "MB", "GB", "TB"];
-    var value = bytes;
-    var unit = 0;
-    while (value >= 1024 && unit < units.length - 1) {
-      value /= 1024;
-      unit += 1;
-    }
-    return (unit ? value.toFixed(1) : value) + " " + units[unit];
-  }
+  var formatBytes = window.consoleFormatBytes; // console.js, loaded before this script
 
   function formatSeconds(seconds) {
     if (!isFinite(seconds)) {
