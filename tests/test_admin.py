@@ -208,3 +208,29 @@ def test_source_bucket_keys_are_stored_encrypted_never_shown_and_kept_when_left_
     events = AuditEvent.objects.filter(action=AuditAction.SOURCE_BUCKET_SAVED)
     assert [e.details["created"] for e in events.order_by("pk")] == [True, False]
     assert all(SECRET not in str(e.details) for e in events)
+
+
+def test_source_addresses_are_https_only_and_keep_their_header_write_only(admin_client):
+    from upserts.models import SourceAddress
+
+    form = {
+        "name": "exports",
+        "url_prefix": "https://data.example.com/exports/",
+        "authorization": "Bearer hidden-42",
+        "verify_tls": "on",
+        "is_enabled": "on",
+    }
+    plain = admin_client.post(
+        reverse("admin:upserts_sourceaddress_add"), {**form, "url_prefix": "http://x/"}
+    )
+    assert plain.status_code == 200 and not SourceAddress.objects.exists()
+
+    assert admin_client.post(reverse("admin:upserts_sourceaddress_add"), form).status_code == 302
+    address = SourceAddress.objects.get()
+    change = reverse("admin:upserts_sourceaddress_change", args=[address.pk])
+    assert "hidden-42" not in admin_client.get(change).content.decode()
+    admin_client.post(change, {**form, "authorization": "", "name": "renamed"})
+
+    address.refresh_from_db()
+    assert (address.name, address.authorization) == ("renamed", "Bearer hidden-42")
+    assert not any("hidden-42" in str(e.details) for e in AuditEvent.objects.all())

@@ -20,6 +20,7 @@ from upserts.models import (
     AuditAction,
     AuditEvent,
     ClusterEndpoint,
+    SourceAddress,
     SourceBucket,
     UpsertBatch,
     UpsertJob,
@@ -241,6 +242,73 @@ class SourceBucketAdmin(admin.ModelAdmin):
                 target=obj,
                 client_ip=client_ip(request),
                 details={"bucket": obj.bucket, "prefix": obj.prefix},
+            )
+            super().delete_model(request, obj)
+
+
+class SourceAddressAdminForm(forms.ModelForm):
+    """The Authorization header is write-only, as cluster tokens are."""
+
+    authorization = forms.CharField(
+        required=False,
+        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "off"}),
+        help_text="Sent as the Authorization header (e.g. Bearer …). Blank keeps the stored one.",
+    )
+    clear_authorization = forms.BooleanField(required=False, help_text="Remove the stored one.")
+
+    class Meta:
+        model = SourceAddress
+        fields = ["name", "url_prefix", "authorization", "verify_tls", "is_enabled"]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.initial.pop("authorization", None)
+
+    def clean_url_prefix(self) -> str:
+        prefix = str(self.cleaned_data["url_prefix"]).strip()
+        if not prefix.startswith("https://"):
+            raise forms.ValidationError("Files are read from https:// addresses only.")
+        return prefix
+
+
+@admin.register(SourceAddress)
+class SourceAddressAdmin(admin.ModelAdmin):
+    form = SourceAddressAdminForm
+    list_display = ["name", "url_prefix", "verify_tls", "is_enabled"]
+    list_filter = ["is_enabled"]
+    search_fields = ["name", "url_prefix"]
+
+    def save_model(self, request: HttpRequest, obj: SourceAddress, form: Any, change: bool) -> None:
+        if change:
+            stored = SourceAddress.objects.get(pk=obj.pk)
+            if form.cleaned_data.get("clear_authorization"):
+                obj.authorization = ""
+            else:
+                obj.authorization = form.cleaned_data["authorization"] or stored.authorization
+        with transaction.atomic():
+            super().save_model(request, obj, form, change)
+            record_event(
+                action=AuditAction.SOURCE_ADDRESS_SAVED,
+                actor=request.user,
+                target=obj,
+                client_ip=client_ip(request),
+                details={
+                    "url_prefix": obj.url_prefix,
+                    "verify_tls": obj.verify_tls,
+                    "is_enabled": obj.is_enabled,
+                    "created": not change,
+                    "authorization_set": bool(obj.authorization),
+                },
+            )
+
+    def delete_model(self, request: HttpRequest, obj: SourceAddress) -> None:
+        with transaction.atomic():
+            record_event(
+                action=AuditAction.SOURCE_ADDRESS_DELETED,
+                actor=request.user,
+                target=obj,
+                client_ip=client_ip(request),
+                details={"url_prefix": obj.url_prefix},
             )
             super().delete_model(request, obj)
 

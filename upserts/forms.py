@@ -124,11 +124,12 @@ class UploadForm(UploadTargetForm):
         help_text="JSON, JSON Lines, CSV or Parquet, optionally gzip-compressed.",
     )
     source = forms.CharField(
-        label="Or a file in a bucket",
+        label="Or a file where it lies",
         required=False,
         max_length=2048,
         widget=forms.TextInput(attrs={"placeholder": "s3://bucket/path/to/file.parquet"}),
-        help_text="An object in a bucket a cluster admin has allowed, read where it lies.",
+        help_text="s3://bucket/key in a bucket, or an https:// address under a prefix, that a "
+        "cluster admin has allowed: read where it lies.",
     )
     field_order = [
         "cluster",

@@ -199,6 +199,33 @@ class SourceBucket(models.Model):
         return f"{self.name} (s3://{self.bucket}/{self.prefix})"
 
 
+class SourceAddress(models.Model):
+    """An https:// address prefix that jobs may read files from, allowed by a cluster admin.
+
+    A job may name any address that starts with ``url_prefix``; redirects are never followed,
+    and the host must be one the console may connect to (the cluster network rules).
+    """
+
+    name = models.CharField(max_length=100, unique=True)
+    url_prefix = models.CharField(
+        "URL prefix",
+        max_length=1000,
+        validators=[validate_cluster_url],
+        help_text="For example https://data.example.com/exports/",
+    )
+    # Write-only: sent as the Authorization header, never rendered back, listed or logged.
+    authorization = EncryptedTextField(blank=True, default="")
+    verify_tls = models.BooleanField("verify TLS certificates", default=True)
+    is_enabled = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.url_prefix})"
+
+
 class JobStatus(models.TextChoices):
     PENDING = "pending", "Pending"
     VALIDATING = "validating", "Validating"
@@ -327,10 +354,14 @@ class UpsertJob(models.Model):
         "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="retries"
     )
     # A file read where it lies instead of an upload: s3://bucket/key in an allowed bucket,
-    # with the object's ETag when the job was made (source_file is then empty).
+    # or an https:// address under an allowed prefix, with its ETag when the job was made
+    # (source_file is then empty).
     source_reference = models.CharField(max_length=2048, blank=True, default="")
     source_bucket = models.ForeignKey(
         SourceBucket, null=True, blank=True, on_delete=models.PROTECT, related_name="jobs"
+    )
+    source_address = models.ForeignKey(
+        SourceAddress, null=True, blank=True, on_delete=models.PROTECT, related_name="jobs"
     )
     source_etag = models.CharField(max_length=255, blank=True, default="")
     # {file column: field, or null to leave it out}; see upserts.column_mapping.
@@ -508,6 +539,8 @@ class AuditAction(models.TextChoices):
     UPLOAD_EXPIRED = "upload.expired", "Resumable upload expired"
     SOURCE_BUCKET_SAVED = "source_bucket.saved", "Source bucket saved"
     SOURCE_BUCKET_DELETED = "source_bucket.deleted", "Source bucket deleted"
+    SOURCE_ADDRESS_SAVED = "source_address.saved", "Source address saved"
+    SOURCE_ADDRESS_DELETED = "source_address.deleted", "Source address deleted"
 
 
 class AuditEvent(models.Model):

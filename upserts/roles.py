@@ -44,6 +44,10 @@ _CLUSTER_ADMIN_CODENAMES = [
     "add_sourcebucket",
     "change_sourcebucket",
     "delete_sourcebucket",
+    "view_sourceaddress",
+    "add_sourceaddress",
+    "change_sourceaddress",
+    "delete_sourceaddress",
 ]
 
 ROLE_CODENAMES: dict[str, list[str]] = {

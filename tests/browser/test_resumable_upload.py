@@ -51,8 +51,14 @@ def test_an_upload_in_parts_resumes_after_a_reload(page, live_server, books_clus
     expect(page.locator("#upload-progress-text")).to_contain_text("MB/s")
     expect(page.locator("#upload-pause")).to_be_visible()
     expect(page.locator("#upload-continue")).to_be_hidden()
+    page.click("#upload-pause")
+    expect(page.locator("#upload-progress-text")).to_contain_text("Paused")
+    expect(page.locator("#upload-continue")).to_be_visible()
+    paused_at = ResumableUpload.objects.get().offset
+    page.click("#upload-continue")
+    expect(page.locator("#upload-pause")).to_be_visible()
     wait_until(
-        lambda: (u := ResumableUpload.objects.first()) is not None and u.offset >= 16 * MiB,
+        lambda: ResumableUpload.objects.get().offset >= max(16 * MiB, paused_at + 8 * MiB),
         timeout=60,
         interval=0.1,
     )

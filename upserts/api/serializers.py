@@ -179,8 +179,8 @@ class JobCreateSerializer(serializers.Serializer):
     source = serializers.CharField(
         required=False,
         max_length=2048,
-        help_text="An object in a bucket a cluster admin has allowed (`s3://bucket/key`), "
-        "used instead of `file`: the job reads it where it lies.",
+        help_text="A file where it lies, used instead of `file`: `s3://bucket/key` in a bucket, "
+        "or an `https://` address under a prefix, that a cluster admin has allowed.",
     )
     cluster = serializers.PrimaryKeyRelatedField(
         queryset=ClusterEndpoint.objects.all(), help_text="The id of the target cluster."

@@ -24,6 +24,13 @@ import pyarrow as pa
 import pyarrow.ipc as ipc
 import pyarrow.parquet as pq
 
+from upserts.http_source import (
+    AUTHORIZATION_VARIABLE,
+    HttpLocation,
+    credentials_environment,
+    http_reader_of,
+    open_address,
+)
 from upserts.object_store import ObjectLocation, object_reader_of, open_object
 from upserts.readers.base import FileFormatError, spool_to_temporary_file
 from upserts.readers.limits import ReadLimits
@@ -93,6 +100,17 @@ def decoded_batches(
     from the store itself, with the same credentials; anything else is copied to a temporary
     file first.
     """
+    address = http_reader_of(source)
+    if address is not None:
+        yield from _from_decoder(
+            {"http": address.location.as_dict(), "size": address.size},
+            first_group,
+            batch_rows,
+            filename,
+            limits,
+            extra_env=dict(credentials_environment(address)),
+        )
+        return
     stored = object_reader_of(source)
     if stored is not None:
         source_spec: dict[str, Any] = {"object": stored.location.as_dict(), "size": stored.size}
@@ -201,7 +219,16 @@ def _decode(request: dict[str, Any]) -> None:
         max_decode_bytes=request["max_decode_bytes"],
     )
     source: BinaryIO | str
-    if "object" in request:
+    if "http" in request:
+        source = cast(
+            BinaryIO,
+            open_address(
+                HttpLocation(**request["http"]),
+                size=request["size"],
+                authorization=os.environ.get(AUTHORIZATION_VARIABLE, ""),
+            ),
+        )
+    elif "object" in request:
         # Credentials come in the environment, as the worker's own boto3 chain reads them.
         source = cast(
             BinaryIO, open_object(ObjectLocation(**request["object"]), size=request["size"])

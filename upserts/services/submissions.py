@@ -28,15 +28,9 @@ from upserts.services.job_control import (
     file_removed_message,
     start_job,
 )
-from upserts.services.job_files import (
-    ObjectReference,
-    allowed_bucket,
-    object_facts,
-    open_object_of,
-)
+from upserts.services.job_files import FileInPlace, ObjectFacts, find_source
 from upserts.services.stored_files import open_stored, upload_storage
 from upserts.services.uploads import (
-    ObjectInBucket,
     UploadRejected,
     check_upload_target,
     create_job,
@@ -76,7 +70,8 @@ def submit_upload(
     client_ip: str | None = None,
     retry_of: UpsertJob | None = None,
     stored_name: str | None = None,
-    in_bucket: ObjectInBucket | None = None,
+    in_place: FileInPlace | None = None,
+    facts: ObjectFacts | None = None,
     and_then: Callable[[UpsertJob], object] | None = None,
 ) -> UpsertJob:
     """Check the target with the cluster, store and check the file, create the job and audit
@@ -127,7 +122,8 @@ def submit_upload(
         retry_of=retry_of,
         column_mapping=mapping.to_json(),
         stored_name=stored_name,
-        in_bucket=in_bucket,
+        in_place=in_place,
+        facts=facts,
         then=started,
     )
 
@@ -258,18 +254,18 @@ def submit_object(
     actor: Actor = None,
     client_ip: str | None = None,
 ) -> UpsertJob:
-    """A job of an object in an allowed bucket (``s3://bucket/key``), read where it lies.
+    """A job of a file where it lies: ``s3://bucket/key`` in an allowed bucket, or an
+    https:// address under an allowed prefix.
 
-    The object is read once here, as an upload is, for its SHA-256, its format and its first
+    The file is read once here, as an upload is, for its SHA-256, its format and its first
     rows; the job records its ETag and size, so the audit says exactly what was read.
     """
-    parsed = ObjectReference.parse(reference)
-    source = allowed_bucket(parsed)
-    facts = object_facts(source, parsed)
-    with open_object_of(source, parsed) as stream:
+    place = find_source(reference)
+    facts = place.facts()
+    with place.open(size=facts.size) as stream:
         return submit_upload(
             source=stream,
-            filename=parsed.filename,
+            filename=place.filename,
             target=target,
             start=start,
             limits=limits,
@@ -277,5 +273,6 @@ def submit_object(
             dry_run=dry_run,
             actor=actor,
             client_ip=client_ip,
-            in_bucket=ObjectInBucket(parsed, source, facts),
+            in_place=place,
+            facts=facts,
         )

@@ -2,7 +2,6 @@
 
 import hashlib
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import IO, Any, BinaryIO, cast
 
 from django.conf import settings
@@ -15,7 +14,7 @@ from upserts.column_mapping import ColumnMapping
 from upserts.errors import ConsoleError
 from upserts.milvus.errors import ClusterError
 from upserts.milvus.schema import CollectionSchema
-from upserts.models import AuditAction, ClusterEndpoint, JobStatus, SourceBucket, UpsertJob
+from upserts.models import AuditAction, ClusterEndpoint, JobStatus, UpsertJob
 from upserts.preview import estimate_rows
 from upserts.readers import (
     HEAD_BYTES,
@@ -26,7 +25,7 @@ from upserts.readers import (
 )
 from upserts.services.audit import record_event
 from upserts.services.clusters import describe_collection
-from upserts.services.job_files import ObjectFacts, ObjectReference
+from upserts.services.job_files import FileInPlace, ObjectFacts
 from upserts.validation.collections import blocking_schema_problems
 
 _HASH_CHUNK = 1024 * 1024
@@ -119,7 +118,8 @@ def create_job(
     retry_of: UpsertJob | None = None,
     column_mapping: dict[str, str | None] | None = None,
     stored_name: str | None = None,
-    in_bucket: "ObjectInBucket | None" = None,
+    in_place: "FileInPlace | None" = None,
+    facts: "ObjectFacts | None" = None,
     then: Callable[[UpsertJob], None] | None = None,
 ) -> UpsertJob:
     """Store the file, fingerprint it and detect its format; the job waits in ``pending``.
@@ -180,14 +180,15 @@ def create_job(
         if max_batch_bytes is not None:
             job.max_batch_bytes = max_batch_bytes
         job.full_clean(exclude=["source_file", "created_by"])
-        if in_bucket is not None:
-            job.source_reference = str(in_bucket.reference)
-            job.source_bucket = in_bucket.source
-            job.source_etag = in_bucket.facts.etag
+        if in_place is not None:
+            job.source_reference = in_place.reference
+            job.source_bucket = in_place.bucket
+            job.source_address = in_place.address
+            job.source_etag = facts.etag if facts is not None else ""
         details = job_summary(job)
         if decompressed is not None:
             details["decompressed_at_upload"] = True
-        already_stored = (stored_name is not None or in_bucket is not None) and decompressed is None
+        already_stored = (stored_name is not None or in_place is not None) and decompressed is None
         if already_stored:
             job.source_file.name = stored_name or ""
         else:
@@ -218,15 +219,6 @@ def create_job(
         if decompressed is not None:
             decompressed.close()
     return job
-
-
-@dataclass(frozen=True)
-class ObjectInBucket:
-    """An object a job reads where it lies, as the submission found it."""
-
-    reference: ObjectReference
-    source: SourceBucket
-    facts: ObjectFacts
 
 
 def _decompressed(source: IO[bytes], filename: str) -> IO[bytes]:

@@ -30,7 +30,9 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument(
-            "file", help="The file, or an object in an allowed bucket (s3://bucket/key)."
+            "file",
+            help="The file, or a file where it lies: s3://bucket/key in an allowed bucket, or "
+            "an https:// address under an allowed prefix.",
         )
         parser.add_argument("--cluster", required=True, help="Name of a registered cluster.")
         parser.add_argument("--collection", required=True)
@@ -72,7 +74,8 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
-        reference = options["file"] if options["file"].startswith("s3://") else None
+        given = options["file"]
+        reference = given if given.startswith(("s3://", "https://")) else None
         path = Path(options["file"])
         if reference is None and not path.is_file():
             raise CommandError(f"{path} is not a file.")
