@@ -131,3 +131,36 @@ def test_the_upsert_command_takes_an_object(datasets, books, cluster, milvus):
 
     assert "s3://datasets/books/books.parquet (parquet" in out.getvalue()
     assert "succeeded: 120 rows read, 120 upserted" in out.getvalue()
+
+
+@pytest.mark.django_db
+def test_a_prefix_becomes_a_queued_job_a_file_of_one_format(
+    client, datasets, books_cluster, s3_server
+):
+    s3 = s3_server.client()
+    for name in ("b.jsonl", "a.jsonl"):
+        s3.put_object(Bucket=BUCKET, Key=f"books/daily/{name}", Body=JSONL)
+    log_in(client, "operator")
+    fields = {"cluster": books_cluster.pk, "collection_name": "books", "batch_size": 100,
+              "max_in_flight": 2}  # fmt: skip
+
+    mixed = client.post("/uploads/new/", {**fields, "source": "s3://datasets/books/"})
+    daily = client.post("/uploads/new/", {**fields, "source": "s3://datasets/books/daily/"})
+    out = io.StringIO()
+    call_command("upsert", "s3://datasets/books/daily/", "--cluster", books_cluster.name,
+                 "--collection", "books", stdout=out)  # fmt: skip
+
+    assert mixed.status_code == 200
+    assert "holds files of several formats (jsonl, parquet)" in mixed.content.decode()
+    assert daily.status_code == 302 and daily.url == "/jobs/"
+    references = list(UpsertJob.objects.order_by("pk").values_list("source_reference", flat=True))
+    assert (
+        references
+        == [
+            "s3://datasets/books/daily/a.jsonl",
+            "s3://datasets/books/daily/b.jsonl",
+        ]
+        * 2
+    )
+    assert all(job.queued_at for job in UpsertJob.objects.all())
+    assert "2 jobs queued" in out.getvalue()

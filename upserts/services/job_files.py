@@ -108,6 +108,39 @@ def find_source(reference: str) -> FileInPlace:
     return FileInPlace(str(parsed), bucket=_allowed_bucket(parsed))
 
 
+# The most files one prefix may become jobs of, at once.
+MAX_FILES_UNDER_PREFIX = 1000
+
+
+def files_under(reference: str) -> list[FileInPlace]:
+    """Each object under ``s3://bucket/prefix/`` (the reference ends with "/"), in key order,
+    within an allowed bucket's prefix."""
+    text = reference.strip()
+    bucket, _, prefix = text.removeprefix(SCHEME).partition("/")
+    if not text.startswith(SCHEME) or not bucket or not text.endswith("/"):
+        raise SourceRefused(f"{text!r} is not a prefix: name one as s3://bucket/path/.")
+    source = _allowed_bucket(ObjectReference(bucket, prefix))
+    location, credentials = _location(source, ObjectReference(bucket, prefix))
+    client = location.client(credentials)
+    keys: list[str] = []
+    try:
+        for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+            keys += [item["Key"] for item in page.get("Contents", [])]
+            if len(keys) > MAX_FILES_UNDER_PREFIX:
+                raise SourceRefused(
+                    f"{text} holds more than {MAX_FILES_UNDER_PREFIX:,} files; name a narrower "
+                    "prefix."
+                )
+    except SourceRefused:
+        raise
+    except Exception as exc:  # the store's own words say what is wrong
+        raise SourceRefused(f"{text} cannot be listed: {exc}") from exc
+    files = [key for key in sorted(keys) if not key.endswith("/")]
+    if not files:
+        raise SourceRefused(f"{text} holds no files.")
+    return [FileInPlace(f"{SCHEME}{bucket}/{key}", bucket=source) for key in files]
+
+
 def _allowed_bucket(reference: ObjectReference) -> SourceBucket:
     """The enabled source bucket whose prefix holds the key (the longest prefix wins)."""
     candidates = SourceBucket.objects.filter(bucket=reference.bucket, is_enabled=True)

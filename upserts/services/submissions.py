@@ -21,6 +21,7 @@ from upserts.models import (
     ResumableUploadStatus,
     UpsertJob,
 )
+from upserts.readers import HEAD_BYTES, FileFormatError, detect_format
 from upserts.services.audit import record_event
 from upserts.services.job_control import (
     Actor,
@@ -28,7 +29,7 @@ from upserts.services.job_control import (
     file_removed_message,
     start_job,
 )
-from upserts.services.job_files import FileInPlace, ObjectFacts, find_source
+from upserts.services.job_files import FileInPlace, ObjectFacts, files_under, find_source
 from upserts.services.stored_files import open_stored, upload_storage
 from upserts.services.uploads import (
     UploadRejected,
@@ -276,3 +277,54 @@ def submit_object(
             in_place=place,
             facts=facts,
         )
+
+
+def submit_objects_under(
+    prefix: str,
+    *,
+    target: UploadTarget,
+    limits: JobLimits = DEFAULT_LIMITS,
+    mapping: ColumnMapping | None = None,
+    dry_run: bool = False,
+    actor: Actor = None,
+    client_ip: str | None = None,
+) -> list[UpsertJob]:
+    """A queued job of each file under ``s3://bucket/prefix/``, in key order.
+
+    One job a file keeps each file's checks, failures and retry its own. The files must be of
+    one format, which their names and first bytes say before any job is made; then each is
+    submitted as one object is, and a file refused stops the rest, saying which it was.
+    """
+    places = files_under(prefix)
+    formats = {}
+    for place in places:
+        with place.open() as stream:
+            try:
+                formats[place.reference] = detect_format(place.filename, stream.read(HEAD_BYTES))
+            except FileFormatError as exc:
+                raise UploadRejected(f"{place.reference}: {exc}") from exc
+    kinds = {found.file_format for found in formats.values()}
+    if len(kinds) > 1:
+        raise UploadRejected(
+            f"{prefix} holds files of several formats ({', '.join(sorted(kinds))}); a prefix "
+            "becomes jobs of one format. Name a narrower prefix, or the files one by one."
+        )
+    jobs: list[UpsertJob] = []
+    for place in places:
+        try:
+            jobs.append(
+                submit_object(
+                    place.reference,
+                    target=target,
+                    start=Start.QUEUED,
+                    limits=limits,
+                    mapping=mapping,
+                    dry_run=dry_run,
+                    actor=actor,
+                    client_ip=client_ip,
+                )
+            )
+        except UploadRejected as exc:
+            made = f" Jobs {', '.join(str(job.pk) for job in jobs)} were made." if jobs else ""
+            raise UploadRejected(f"{place.reference}: {exc}{made}") from exc
+    return jobs

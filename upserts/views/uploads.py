@@ -18,7 +18,12 @@ from upserts.models import JobStatus, UpsertJob
 from upserts.preview import Preview, preview_job
 from upserts.services import clusters
 from upserts.services.job_control import cancel_job, start_job
-from upserts.services.submissions import Start, submit_object, submit_upload
+from upserts.services.submissions import (
+    Start,
+    submit_object,
+    submit_objects_under,
+    submit_upload,
+)
 from upserts.services.uploads import set_column_mapping
 from upserts.views.access import is_htmx, staff_required
 from upserts.views.actions import act
@@ -30,7 +35,17 @@ from upserts.views.actions import act
 def upload_new(request: HttpRequest) -> HttpResponse:
     if request.method == "POST":
         form = UploadForm(request.POST, request.FILES)
-        if form.is_valid():
+        if form.is_valid() and str(form.cleaned_data["source"]).endswith("/"):
+            queued = _create_jobs_under(request, form)
+            if queued is not None:
+                messages.success(
+                    request,
+                    f"{len(queued)} jobs queued, one a file under {form.cleaned_data['source']}.",
+                )
+                if is_htmx(request):
+                    return HttpResponse(headers={"HX-Redirect": reverse("job_list")})
+                return redirect("job_list")
+        elif form.is_valid():
             job = _create_job(request, form)
             if job is not None:
                 preview = reverse("upload_preview", args=[job.pk])
@@ -62,6 +77,21 @@ def _initial(request: HttpRequest) -> dict[str, Any]:
         if first is not None:
             initial["cluster"] = first.pk
     return initial
+
+
+def _create_jobs_under(request: HttpRequest, form: UploadForm) -> list[UpsertJob] | None:
+    """Each file under a bucket prefix, queued: with many files, no preview comes first."""
+    try:
+        return submit_objects_under(
+            form.cleaned_data["source"],
+            target=form.upload_target(),
+            limits=form.job_limits(),
+            actor=request.user,
+            client_ip=client_ip(request),
+        )
+    except ConsoleError as exc:
+        form.add_error(None, str(exc))
+    return None
 
 
 def _create_job(request: HttpRequest, form: UploadForm) -> UpsertJob | None:

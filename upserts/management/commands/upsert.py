@@ -18,7 +18,13 @@ from upserts.job_limits import BATCH_SIZE, MAX_IN_FLIGHT, JobLimits
 from upserts.models import ClusterEndpoint, JobStatus, UpsertJob
 from upserts.selectors import failure_reasons
 from upserts.services.pipeline import SliceOutcome, run_job_slice
-from upserts.services.submissions import Start, UploadTarget, submit_object, submit_upload
+from upserts.services.submissions import (
+    Start,
+    UploadTarget,
+    submit_object,
+    submit_objects_under,
+    submit_upload,
+)
 
 _POLL_SECONDS = 0.5
 
@@ -108,6 +114,9 @@ class Command(BaseCommand):
             "dry_run": options["check"],
             "actor": actor,
         }
+        if reference is not None and reference.endswith("/"):
+            self._queue_under(reference, submission, options)
+            return
         try:
             if reference is not None:
                 job = submit_object(reference, **submission)
@@ -137,6 +146,22 @@ class Command(BaseCommand):
                 return
         job = self._follow(job, worker)
         self._report(job)
+
+    def _queue_under(
+        self, prefix: str, submission: dict[str, Any], options: dict[str, Any]
+    ) -> None:
+        """Each file under a bucket prefix as a job of its own, queued for the workers."""
+        if options["here"] or options["wait"]:
+            raise CommandError("A prefix becomes one job a file, queued; --here and --wait "
+                               "take one file.")  # fmt: skip
+        del submission["start"]
+        try:
+            jobs = submit_objects_under(prefix, **submission)
+        except ConsoleError as exc:
+            raise CommandError(str(exc)) from exc
+        for job in jobs:
+            self.stdout.write(f"Job {job.pk}: {job.source_reference} ({job.size_bytes:,} bytes)")
+        self.stdout.write(f"{len(jobs)} jobs queued; Celery workers will send them.")
 
     def _follow(self, job: UpsertJob, worker: threading.Thread | None) -> UpsertJob:
         with tqdm(unit=" rows", desc=f"job {job.pk}", dynamic_ncols=True) as bar:
