@@ -13,9 +13,10 @@ from typing import Any
 
 import requests
 
+from upserts.ranged_reader import RangedReader
+
 BUFFER_BYTES = 1024 * 1024
 _TIMEOUT_SECONDS = 60
-_REOPENS = 4
 # The decoder process reads the header this way, never on its command line.
 AUTHORIZATION_VARIABLE = "UPSERTS_SOURCE_AUTHORIZATION"
 
@@ -62,45 +63,27 @@ def _headers(authorization: str, **more: str) -> dict[str, str]:
     return headers
 
 
-class HttpReader(io.RawIOBase):
+class HttpReader(RangedReader):
     """The file at an address as a seekable, readable raw stream of ranged GETs."""
 
     def __init__(self, location: HttpLocation, *, size: int, authorization: str = "") -> None:
         super().__init__()
         self.location = location
+        self.name = location.url
         self.size = size
         self.authorization = authorization
-        self._position = 0
-        self._body: Any = None
         self._session = requests.Session()
 
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def tell(self) -> int:
-        return self._position
-
-    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._position, io.SEEK_END: self.size}[whence]
-        position = max(0, base + offset)
-        if position != self._position:
-            self._close_body()
-            self._position = position
-        return position
-
-    def _open(self) -> Any:
+    def _open(self, position: int) -> Any:
         answer = self._session.get(
             self.location.url,
-            headers=_headers(self.authorization, Range=f"bytes={self._position}-"),
+            headers=_headers(self.authorization, Range=f"bytes={position}-"),
             stream=True,
             timeout=_TIMEOUT_SECONDS,
             verify=self.location.verify,
             allow_redirects=False,
         )
-        if answer.status_code != 206 and not (answer.status_code == 200 and not self._position):
+        if answer.status_code != 206 and not (answer.status_code == 200 and not position):
             answer.close()
             raise RangesRefused(
                 f"{self.location.url} answered HTTP {answer.status_code} to a range request; "
@@ -108,39 +91,15 @@ class HttpReader(io.RawIOBase):
             )
         return answer.raw
 
-    def readinto(self, buffer: Any) -> int:
-        if self._position >= self.size or not len(buffer):
-            return 0
-        for attempt in range(_REOPENS + 1):
-            try:
-                if self._body is None:
-                    self._body = self._open()
-                data = self._body.read(len(buffer))
-                break
-            except RangesRefused:
-                raise
-            except (requests.ConnectionError, requests.Timeout, OSError) as exc:
-                self._close_body()
-                if attempt == _REOPENS:
-                    raise OSError(
-                        f"reading {self.location.url} at byte {self._position:,}: {exc}"
-                    ) from exc
-        if not data:
-            raise OSError(f"{self.location.url} ended at byte {self._position:,} of {self.size:,}")
-        count = len(data)
-        buffer[:count] = data
-        self._position += count
-        return count
+    def _cut_off(self, exc: Exception) -> bool:
+        # A body read straight from urllib3 raises urllib3's errors, not requests'.
+        from urllib3.exceptions import HTTPError as Urllib3Error
 
-    def _close_body(self) -> None:
-        if self._body is not None:
-            try:
-                self._body.close()
-            finally:
-                self._body = None
+        return not isinstance(exc, RangesRefused) and isinstance(
+            exc, requests.ConnectionError | requests.Timeout | Urllib3Error | OSError
+        )
 
     def close(self) -> None:
-        self._close_body()
         self._session.close()
         super().close()
 

@@ -13,11 +13,10 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from upserts.ranged_reader import RangedReader
+
 # What a reader asks of the stream at a time; the object arrives as fast as it is read.
 BUFFER_BYTES = 1024 * 1024
-# A stream cut off mid-way (a dropped connection, a store restarting) is opened again where
-# it stopped, this many times in a row before the error goes up.
-_REOPENS = 4
 # How boto3 reads credentials from the environment: the decoder process gets them this way,
 # never on its command line.
 CREDENTIAL_VARIABLES = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")
@@ -63,8 +62,8 @@ class ObjectLocation:
         )
 
 
-class ObjectReader(io.RawIOBase):
-    """The object as a seekable, readable raw stream."""
+class ObjectReader(RangedReader):
+    """The object as a seekable, readable raw stream of ranged GETs."""
 
     def __init__(
         self,
@@ -75,72 +74,22 @@ class ObjectReader(io.RawIOBase):
     ) -> None:
         super().__init__()
         self.location = location
+        self.name = f"s3://{location.bucket}/{location.key}"
         self.credentials = dict(credentials or {})
         self._client = location.client(self.credentials)
         if size is None:
             head = self._client.head_object(Bucket=location.bucket, Key=location.key)
             size = int(head["ContentLength"])
         self.size = size
-        self._position = 0
-        self._body: Any = None
 
-    def readable(self) -> bool:
-        return True
+    def _open(self, position: int) -> Any:
+        answer = self._client.get_object(
+            Bucket=self.location.bucket, Key=self.location.key, Range=f"bytes={position}-"
+        )
+        return answer["Body"]
 
-    def seekable(self) -> bool:
-        return True
-
-    def tell(self) -> int:
-        return self._position
-
-    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._position, io.SEEK_END: self.size}[whence]
-        position = max(0, base + offset)
-        if position != self._position:
-            self._close_body()
-            self._position = position
-        return position
-
-    def readinto(self, buffer: Any) -> int:
-        if self._position >= self.size or not len(buffer):
-            return 0
-        for attempt in range(_REOPENS + 1):
-            try:
-                if self._body is None:
-                    answer = self._client.get_object(
-                        Bucket=self.location.bucket,
-                        Key=self.location.key,
-                        Range=f"bytes={self._position}-",
-                    )
-                    self._body = answer["Body"]
-                data = self._body.read(len(buffer))
-                break
-            except Exception as exc:  # botocore's stream errors share no base of their own
-                self._close_body()
-                if attempt == _REOPENS or not _cut_off(exc):
-                    raise OSError(f"reading s3://{self.location.bucket}/{self.location.key} "
-                                  f"at byte {self._position:,}: {exc}") from exc  # fmt: skip
-        if not data:
-            # The store says the object ends before its size: it changed under the reader.
-            raise OSError(
-                f"s3://{self.location.bucket}/{self.location.key} ended at byte "
-                f"{self._position:,} of {self.size:,}"
-            )
-        count = len(data)
-        buffer[:count] = data
-        self._position += count
-        return count
-
-    def _close_body(self) -> None:
-        if self._body is not None:
-            try:
-                self._body.close()
-            finally:
-                self._body = None
-
-    def close(self) -> None:
-        self._close_body()
-        super().close()
+    def _cut_off(self, exc: Exception) -> bool:
+        return _cut_off(exc)
 
 
 def _cut_off(exc: Exception) -> bool:

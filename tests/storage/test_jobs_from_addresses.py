@@ -22,6 +22,7 @@ from upserts.models import AuditEvent, SourceAddress, UpsertJob
 
 ROWS = [book(i) for i in range(1, 121)]
 FILES = {
+    "/exports/flaky.jsonl": bytes(range(256)) * 4096,
     "/exports/books.jsonl": b"".join(json.dumps(row).encode() + b"\n" for row in ROWS),
     "/exports/books.parquet": as_parquet(ROWS),
     "/private/books.jsonl": b"{}\n",
@@ -102,6 +103,11 @@ class Files(http.server.BaseHTTPRequestHandler):
         self.send_header("Content-Range", f"bytes {start}-{len(content) - 1}/{len(content)}")
         self.send_header("Content-Length", str(len(content) - start))
         self.end_headers()
+        if self.path == "/exports/flaky.jsonl" and start == 0:
+            # Half the file, then the connection drops, as a flaky network does.
+            self.wfile.write(content[: len(content) // 2])
+            self.close_connection = True
+            return
         self.wfile.write(content[start:])
 
     def log_message(self, *args: object) -> None:
@@ -182,3 +188,17 @@ def test_the_upsert_command_loads_parquet_from_an_address(
     # The decoder process read the footer and the rows in ranges, not the file from its start.
     ranges = [r for method, path, r in Files.seen if method == "GET" and path.endswith("parquet")]
     assert any(r != "bytes=0-" for r in ranges)
+
+
+def test_a_stream_cut_off_mid_way_is_opened_again_where_it_stopped(https_server):
+    from upserts.http_source import HttpLocation, open_address
+
+    content = FILES["/exports/flaky.jsonl"]
+    location = HttpLocation(f"{https_server}/exports/flaky.jsonl")
+
+    with open_address(location, size=len(content), authorization=AUTHORIZATION) as stream:
+        read = stream.read()
+
+    assert read == content
+    ranges = [r for method, path, r in Files.seen if path == "/exports/flaky.jsonl"]
+    assert ranges[0] == "bytes=0-" and ranges[1] == f"bytes={len(content) // 2}-"
