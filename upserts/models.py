@@ -267,11 +267,16 @@ def statuses_that_may_become(status: str) -> frozenset[str]:
 UPLOAD_DIRECTORY = "uploads"
 
 
+def safe_suffix(filename: str) -> str:
+    """The last two suffixes of an uploaded name (``.jsonl.gz``), letters, digits and dots
+    only: all of the name a stored path ever keeps."""
+    suffixes = "".join(PurePath(filename).suffixes[-2:]).lower()
+    return "".join(ch for ch in suffixes if ch.isalnum() or ch == ".")[:20]
+
+
 def job_upload_path(job: "UpsertJob", filename: str) -> str:
     """A storage name made by the console; the uploaded name never becomes a path."""
-    suffixes = "".join(PurePath(filename).suffixes[-2:]).lower()
-    safe_suffix = "".join(ch for ch in suffixes if ch.isalnum() or ch == ".")[:20]
-    return f"{UPLOAD_DIRECTORY}/{uuid.uuid4().hex}{safe_suffix}"
+    return f"{UPLOAD_DIRECTORY}/{uuid.uuid4().hex}{safe_suffix(filename)}"
 
 
 RESUMABLE_DIRECTORY = "resumable"

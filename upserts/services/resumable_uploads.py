@@ -26,6 +26,7 @@ from upserts.models import (
     AuditAction,
     ResumableUpload,
     ResumableUploadStatus,
+    safe_suffix,
 )
 from upserts.services.audit import record_event
 from upserts.services.stored_files import is_s3, upload_storage
@@ -83,7 +84,7 @@ def create_upload(
         created_by=actor if isinstance(actor, AbstractBaseUser) else None,  # type: ignore[misc]
         expires_at=_expiry(),
     )
-    upload.storage_name = f"{RESUMABLE_DIRECTORY}/{upload.id.hex}{_suffix(filename)}"
+    upload.storage_name = f"{RESUMABLE_DIRECTORY}/{upload.id.hex}{safe_suffix(filename)}"
     with transaction.atomic():
         upload.save()
         record_event(
@@ -99,13 +100,6 @@ def create_upload(
 class UploadTooLarge(UploadRefused):
     code = "request_too_large"
     http_status = 413
-
-
-def _suffix(filename: str) -> str:
-    from upserts.models import job_upload_path
-
-    # The same safe suffix a form upload's stored name gets.
-    return job_upload_path(cast(Any, None), filename).rsplit("/", 1)[1][32:]
 
 
 def receive_part(
