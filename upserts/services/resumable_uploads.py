@@ -13,7 +13,7 @@ import os
 import tempfile
 from collections.abc import Callable
 from datetime import timedelta
-from typing import IO, Any, cast
+from typing import IO, Any
 
 from django.conf import settings
 from django.contrib.auth.base_user import AbstractBaseUser
@@ -29,7 +29,7 @@ from upserts.models import (
     safe_suffix,
 )
 from upserts.services.audit import record_event
-from upserts.services.stored_files import is_s3, upload_storage
+from upserts.services.stored_files import StoredObject, stored_object, upload_storage
 
 # S3 takes parts of at least 5 MiB but for the last; the browser client sends parts this size.
 PART_BYTES = 8 * 1024 * 1024
@@ -45,6 +45,13 @@ class UploadRefused(ConsoleError):
 
     code = "upload_refused"
     http_status = 400
+
+
+class UploadTooLarge(UploadRefused):
+    """Past the upload limit, or past the length the upload said it has (tus answers 413)."""
+
+    code = "request_too_large"
+    http_status = 413
 
 
 class OffsetMismatch(UploadRefused):
@@ -97,11 +104,6 @@ def create_upload(
     return upload
 
 
-class UploadTooLarge(UploadRefused):
-    code = "request_too_large"
-    http_status = 413
-
-
 def receive_part(
     upload: ResumableUpload,
     *,
@@ -125,8 +127,9 @@ def receive_part(
         )
     start = upload.offset
     try:
-        if is_s3(upload_storage()):
-            _receive_into_s3(upload, read, remaining)
+        stored = stored_object(upload.storage_name)
+        if stored is not None:
+            _receive_into_s3(upload, stored, read, remaining)
         else:
             _receive_into_file(upload, read, remaining)
     finally:
@@ -192,14 +195,16 @@ def _receive_into_file(
     _save_progress(upload)
 
 
-def _receive_into_s3(upload: ResumableUpload, read: Callable[[int], bytes], remaining: int) -> None:
+def _receive_into_s3(
+    upload: ResumableUpload,
+    stored: StoredObject,
+    read: Callable[[int], bytes],
+    remaining: int,
+) -> None:
     """Full parts go to the multipart upload as they fill; the rest of the body, and the tail
     an earlier part left, wait in the tail object. ``offset`` counts the tail's bytes: they are
     stored."""
-    storage = cast(Any, upload_storage())
-    client = storage.connection.meta.client
-    bucket = storage.bucket_name
-    key = storage._normalize_name(upload.storage_name)  # noqa: SLF001 - the name's key
+    client, bucket, key = stored.client, stored.bucket, stored.key
     tail_key = f"{key}.tail"
     if not upload.multipart_id:
         upload.multipart_id = client.create_multipart_upload(Bucket=bucket, Key=key)["UploadId"]
@@ -252,18 +257,16 @@ def _upload_part(
 
 
 def _complete(upload: ResumableUpload, *, actor: Actor, client_ip: str | None) -> None:
-    storage = cast(Any, upload_storage())
-    if is_s3(storage):
-        client = storage.connection.meta.client
-        key = storage._normalize_name(upload.storage_name)  # noqa: SLF001
+    stored = stored_object(upload.storage_name)
+    if stored is not None:
         parts = [{"PartNumber": p["PartNumber"], "ETag": p["ETag"]} for p in upload.parts]
-        client.complete_multipart_upload(
-            Bucket=storage.bucket_name,
-            Key=key,
+        stored.client.complete_multipart_upload(
+            Bucket=stored.bucket,
+            Key=stored.key,
             UploadId=upload.multipart_id,
             MultipartUpload={"Parts": parts},
         )
-        client.delete_object(Bucket=storage.bucket_name, Key=f"{key}.tail")
+        stored.client.delete_object(Bucket=stored.bucket, Key=f"{stored.key}.tail")
     with transaction.atomic():
         ResumableUpload.objects.filter(pk=upload.pk).update(status=ResumableUploadStatus.COMPLETE)
         upload.status = ResumableUploadStatus.COMPLETE
@@ -292,15 +295,17 @@ def cancel_upload(upload: ResumableUpload, *, actor: Actor, client_ip: str | Non
 
 
 def _remove_stored(upload: ResumableUpload) -> None:
-    storage = cast(Any, upload_storage())
-    if is_s3(storage) and upload.multipart_id and upload.status == ResumableUploadStatus.RECEIVING:
-        client = storage.connection.meta.client
-        key = storage._normalize_name(upload.storage_name)  # noqa: SLF001
-        client.abort_multipart_upload(
-            Bucket=storage.bucket_name, Key=key, UploadId=upload.multipart_id
+    stored = stored_object(upload.storage_name)
+    if (
+        stored is not None
+        and upload.multipart_id
+        and upload.status == ResumableUploadStatus.RECEIVING
+    ):
+        stored.client.abort_multipart_upload(
+            Bucket=stored.bucket, Key=stored.key, UploadId=upload.multipart_id
         )
-        client.delete_object(Bucket=storage.bucket_name, Key=f"{key}.tail")
-    storage.delete(upload.storage_name)
+        stored.client.delete_object(Bucket=stored.bucket, Key=f"{stored.key}.tail")
+    upload_storage().delete(upload.storage_name)
 
 
 def expire_uploads() -> int:

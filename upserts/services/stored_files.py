@@ -9,6 +9,7 @@ its file to committing its job, it is removed.
 """
 
 import logging
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, BinaryIO, cast
 
@@ -25,6 +26,27 @@ _LOOKUP_CHUNK = 500
 
 def upload_storage() -> Storage:
     return UpsertJob._meta.get_field("source_file").storage  # type: ignore[attr-defined,no-any-return]
+
+
+@dataclass(frozen=True)
+class StoredObject:
+    """Where a stored name lies in the S3 storage, for what django-storages does not do
+    itself (ranged reads, multipart uploads)."""
+
+    client: Any
+    bucket: str
+    key: str
+
+
+def stored_object(name: str) -> StoredObject | None:
+    """The object a stored name is, when the storage is S3; None on the local disk."""
+    storage = upload_storage()
+    if not is_s3(storage):
+        return None
+    s3 = cast(Any, storage)
+    # The key of a name, prefix and all, as django-storages makes it.
+    key = s3._normalize_name(name)  # noqa: SLF001
+    return StoredObject(s3.connection.meta.client, s3.bucket_name, key)
 
 
 def open_stored(name: str) -> BinaryIO:
