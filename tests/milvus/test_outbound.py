@@ -2,7 +2,6 @@
 are read up to a limit, connections reach only the addresses the network policy allows, and a
 token an HTTP header cannot carry is never sent."""
 
-import datetime
 import gzip
 import socket
 import ssl
@@ -11,11 +10,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
+from tests.helpers import self_signed_certificate
 from tests.milvus.fake_cluster import FakeCluster
 from upserts.milvus.client import ClusterClient, ClusterConfig, make_session
 from upserts.milvus.errors import FatalTargetError, RetryableClusterError
@@ -220,30 +216,8 @@ def test_a_session_that_does_not_enforce_the_policy_is_refused():
 
 def tls_for_localhost(tmp_path: Path, server_names: list[str | None]) -> ssl.SSLContext:
     """A server context with a self-signed certificate for localhost, noting each SNI name."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
-    now = datetime.datetime.now(datetime.UTC)
-    certificate = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(hours=1))
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost")]), critical=False)
-        .sign(key, hashes.SHA256())
-    )
-    (tmp_path / "cert.pem").write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
-    (tmp_path / "key.pem").write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(tmp_path / "cert.pem", tmp_path / "key.pem")
+    context.load_cert_chain(*self_signed_certificate(tmp_path, "localhost"))
     context.sni_callback = lambda _socket, server_name, _context: server_names.append(server_name)
     return context
 

@@ -1,11 +1,9 @@
 """Jobs of files served at https:// addresses under a prefix a cluster admin allowed, read
 where they lie in ranges (a real local HTTPS server, its certificate made here)."""
 
-import datetime
 import hashlib
 import http.server
 import io
-import ipaddress
 import json
 import ssl
 import threading
@@ -16,7 +14,7 @@ from django.core.management import call_command
 
 from tests.e2e.test_pipeline import as_parquet
 from tests.factories import book, make_user_with_role
-from tests.helpers import token_client
+from tests.helpers import self_signed_certificate, token_client
 from upserts import roles
 from upserts.models import AuditEvent, SourceAddress, UpsertJob
 
@@ -28,41 +26,6 @@ FILES = {
     "/private/books.jsonl": b"{}\n",
 }
 AUTHORIZATION = "Bearer exports-3f9a"
-
-
-def self_signed(tmp_path) -> tuple[str, str]:
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(days=1))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(
-            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-            critical=False,
-        )
-        .sign(key, hashes.SHA256())
-    )
-    cert_path, key_path = tmp_path / "cert.pem", tmp_path / "key.pem"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    return str(cert_path), str(key_path)
 
 
 class Files(http.server.BaseHTTPRequestHandler):
@@ -118,10 +81,10 @@ class Files(http.server.BaseHTTPRequestHandler):
 def https_server(tmp_path, monkeypatch) -> Iterator[str]:
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Files)
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    cert, key = self_signed(tmp_path)
+    cert, key = self_signed_certificate(tmp_path, "127.0.0.1")
     context.load_cert_chain(cert, key)
     # Trusted as a CA would be (requests reads it; the decoder process inherits it).
-    monkeypatch.setenv("REQUESTS_CA_BUNDLE", cert)
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(cert))
     server.socket = context.wrap_socket(server.socket, server_side=True)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     Files.seen.clear()
