@@ -51,7 +51,6 @@ class ColumnChoice:
 
     column: str
     target: str  # a field name, IGNORE, or NO_FIELD (the dynamic field, if there is one)
-    mapped: bool  # the person's mapping says so, rather than the column's name
 
     IGNORE = "-"
     NO_FIELD = ""
@@ -77,11 +76,10 @@ class Preview:
         choices = []
         for column in self.file_columns:
             if column in self.mapping.columns:
-                target = self.mapping.columns[column]
-                choices.append(ColumnChoice(column, target or ColumnChoice.IGNORE, mapped=True))
+                target = self.mapping.columns[column] or ColumnChoice.IGNORE
             else:
                 target = column if column in fields else ColumnChoice.NO_FIELD
-                choices.append(ColumnChoice(column, target, mapped=False))
+            choices.append(ColumnChoice(column, target))
         return choices
 
     @property
