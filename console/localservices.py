@@ -280,6 +280,8 @@ def create_collection(
             spec = dict(spec)
             field_name = spec.pop("name")
             data_type = getattr(DataType, spec.pop("type"))
+            if isinstance(spec.get("element_type"), str):
+                spec["element_type"] = getattr(DataType, spec["element_type"])
             if spec.get("is_primary"):
                 spec.setdefault("auto_id", False)
             if data_type in (DataType.FLOAT_VECTOR, DataType.BINARY_VECTOR):

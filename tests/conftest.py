@@ -237,11 +237,14 @@ def books(make_collection: Callable[..., str]) -> str:
 
 
 @pytest.fixture
-def cluster(milvus: LocalMilvus, db: None) -> Any:
-    """A cluster pointing at the embedded Milvus."""
+def cluster(request: pytest.FixtureRequest, milvus: LocalMilvus, db: None) -> Any:
+    """A cluster pointing at the embedded Milvus, over REST v1 unless a test parametrizes it
+    (``BOTH_TRANSPORTS``) with another ``api_version``: Milvus serves REST and gRPC on one port."""
     from upserts.models import ClusterEndpoint
 
-    return ClusterEndpoint.objects.create(name="embedded-milvus", base_url=milvus.url)
+    api_version = getattr(request, "param", "v1")
+    name = "embedded-milvus" if api_version == "v1" else f"embedded-milvus-{api_version}"
+    return ClusterEndpoint.objects.create(name=name, base_url=milvus.url, api_version=api_version)
 
 
 @pytest.fixture

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+import pytest
 import requests
 from django.conf import settings
 from django.db import connection
@@ -322,3 +323,8 @@ def self_signed_certificate(directory: Path, host: str) -> tuple[Path, Path]:
         )
     )
     return certificate_path, key_path
+
+
+# Runs a test once over REST v1 and once over gRPC, both against the embedded Milvus (the
+# ``cluster`` fixture of tests/conftest.py takes the API as its parameter).
+BOTH_TRANSPORTS = pytest.mark.parametrize("cluster", ["v1", "grpc"], indirect=True)

@@ -11,6 +11,9 @@ cheapest road to the same request:
   written by orjson straight from the array.
 - A JSON file (one object or an array): the entity is checked and encoded.
 
+Over gRPC (``row_form="entity"``) nothing is encoded here: the checked entity goes to the
+transport, which builds the request's columns from it (a Parquet vector stays its array).
+
 Checking a vector without a type test per element needs to know that no true or false is in
 it; the JSON text tells, for JSON Lines and CSV.
 """
@@ -22,6 +25,7 @@ import orjson
 
 from upserts.column_mapping import ColumnMapping
 from upserts.milvus.schema import CollectionSchema
+from upserts.milvus.transport import RowForm
 from upserts.readers import NumberVector
 from upserts.validation.entities import EntityValidator, RowProblem
 from upserts.validation.file_shapes import RowUnpacker
@@ -56,8 +60,10 @@ class RowPreparer:
         *,
         file_format: str,
         mapping: ColumnMapping | None = None,
+        row_form: RowForm = "json",
     ) -> None:
         self.validator = EntityValidator(schema)
+        self._as_entity = row_form == "entity"
         self._schema = schema
         self._primary = schema.primary_field.name
         self._from_text = file_format == "csv"
@@ -90,8 +96,8 @@ class RowPreparer:
 
     def prepare(
         self, entity: dict[str, Any], encoded: bytes | None
-    ) -> tuple[Any, bytes] | RefusedRow:
-        """(primary key, JSON text to send), or what is wrong with the row.
+    ) -> tuple[Any, Any] | RefusedRow:
+        """(primary key, JSON text to send, or the checked entity), or what is wrong with the row.
 
         ``encoded`` is the entity's own JSON text when the file holds it as is (JSON Lines).
         """
@@ -108,16 +114,17 @@ class RowPreparer:
             problems = self.validator.check(entity, may_hold_booleans=may_hold_booleans(encoded))
         else:
             problems = self.validator.check(entity)
-            if not problems:
-                encoded = orjson.dumps(entity, default=_array_values, option=_ENCODE_OPTIONS)
         if problems:
             return RefusedRow(problems, self.unpacker.restore(original, entity))
-        assert encoded is not None
+        if self._as_entity:
+            return entity[self._primary], entity
+        if encoded is None:
+            encoded = orjson.dumps(entity, default=_array_values, option=_ENCODE_OPTIONS)
         return entity[self._primary], encoded
 
     def _prepare_text(
         self, original: dict[str, str], cells: dict[str, str]
-    ) -> tuple[Any, bytes] | RefusedRow:
+    ) -> tuple[Any, Any] | RefusedRow:
         entity = coerce_text_values(cells, self._schema)
         json_cells = [
             (name, cells[name])
@@ -128,6 +135,8 @@ class RowPreparer:
         problems = self.validator.check(entity, may_hold_booleans=booleans)
         if problems:
             return RefusedRow(problems, self.unpacker.restore(original, entity))
+        if self._as_entity:
+            return entity[self._primary], entity
         # The cells parsed as JSON for the check, so their text is JSON fit to send as it is.
         outgoing = dict(entity)
         for name, text in json_cells:

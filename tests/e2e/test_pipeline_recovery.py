@@ -11,9 +11,17 @@ import pytest
 from django.test import override_settings
 
 from tests.factories import book
-from tests.helpers import PROJECT_DIR, database_url_of_test_database, query, wait_until
+from tests.helpers import (
+    BOTH_TRANSPORTS,
+    PROJECT_DIR,
+    database_url_of_test_database,
+    query,
+    wait_until,
+)
 from tests.milvus.fake_cluster import FakeCluster
 from upserts.milvus.client import ClusterClient, ClusterConfig
+from upserts.milvus.grpc_client import GrpcClusterClient
+from upserts.milvus.schema import CollectionSchema
 from upserts.models import ClusterEndpoint, JobStatus, UpsertBatch, UpsertJob
 from upserts.services import jobs
 from upserts.services.pipeline import SliceOutcome, run_job_slice
@@ -28,6 +36,9 @@ FAST_RETRIES = {
     "UPSERT_RETRY_BASE_SECONDS": 0.01,
     "UPSERT_RETRY_MAX_SECONDS": 0.02,
 }
+
+
+BOOKS_SCHEMA = CollectionSchema(name="books", fields=())
 
 
 def jsonl(rows) -> bytes:
@@ -48,6 +59,7 @@ def assert_batches_cover_the_file_once(job: UpsertJob, rows: int) -> None:
 
 @pytest.mark.milvus
 @pytest.mark.worker
+@BOTH_TRANSPORTS
 def test_a_job_killed_mid_way_resumes_from_its_checkpoint_with_exact_counts(
     books, upload, milvus, celery_worker
 ):
@@ -123,24 +135,35 @@ def test_a_cancelled_job_stops_between_batches_with_true_counters(books, upload)
 
 
 @pytest.mark.milvus
-def test_rows_the_cluster_rejects_are_isolated_and_the_rest_land(books, milvus):
-    client = ClusterClient(ClusterConfig(base_url=milvus.url))
+@pytest.mark.parametrize(
+    ("api_version", "reason"),
+    [
+        ("v1", "vector length diff from dimension"),
+        # Milvus 2.3.5 answers a gRPC column of the wrong size as an unexpected error (65535),
+        # so the encoder refuses the column itself, as the cluster's own refusal would.
+        ("grpc", "the vector has"),
+    ],
+)
+def test_rows_the_cluster_rejects_are_isolated_and_the_rest_land(
+    api_version, reason, books, milvus
+):
+    config = ClusterConfig(base_url=milvus.url, api_version=api_version)
+    client = GrpcClusterClient(config) if api_version == "grpc" else ClusterClient(config)
     rows = [book(i) for i in range(1, 11)]
     rows[2]["emb"] = [1.0, 2.0]  # Milvus refuses the whole request for this row
     rows[6]["emb"] = [1.0]
-    prefix = client.upsert_body_prefix(database="", collection=books)
+    schema = client.describe_collection("", books)
+    encoder = client.upsert_encoder(database="", collection=books, schema=schema)
+    if client.row_form == "json":
+        rows = [orjson.dumps(r) for r in rows]
 
-    outcome = send_batch(
-        client,
-        body_prefix=prefix,
-        encoded_rows=[orjson.dumps(r) for r in rows],
-        policy=RetryPolicy(max_attempts=1),
-    )
+    with client:
+        outcome = send_batch(client, encoder=encoder, rows=rows, policy=RetryPolicy(max_attempts=1))
 
     assert outcome.upsert_count == 8
     assert sorted(outcome.upsert_ids, key=int) == [str(i) for i in range(1, 11) if i not in (3, 7)]
     assert [r.index for r in outcome.rejections] == [2, 6]
-    assert all("vector length diff from dimension" in r.reason for r in outcome.rejections)
+    assert all(reason in r.reason for r in outcome.rejections)
 
 
 def test_a_cluster_that_refuses_every_row_alone_is_a_target_problem(fake_v2):
@@ -148,13 +171,11 @@ def test_a_cluster_that_refuses_every_row_alone_is_a_target_problem(fake_v2):
     for _ in range(100):
         fake_v2.answer("/v1/vector/upsert", json_body=refusal)
     client = ClusterClient(ClusterConfig(base_url=fake_v2.url))
-    prefix = client.upsert_body_prefix(database="", collection="books")
+    encoder = client.upsert_encoder(database="", collection="books", schema=BOOKS_SCHEMA)
     rows = [orjson.dumps(book(i)) for i in range(1, 65)]
 
     with pytest.raises(TargetRefusesEveryRow, match="mystery"):
-        send_batch(
-            client, body_prefix=prefix, encoded_rows=rows, policy=RetryPolicy(max_attempts=1)
-        )
+        send_batch(client, encoder=encoder, rows=rows, policy=RetryPolicy(max_attempts=1))
 
     # It gives up after a handful of single rows, not after trying all 64 of them.
     assert len(fake_v2.requests) < 30

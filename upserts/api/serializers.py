@@ -334,7 +334,9 @@ class BatchSerializer(serializers.ModelSerializer):
             "row_count": {"help_text": "Rows sent in the batch."},
             "attempts": {"help_text": "Requests made for the batch, retries included."},
             "upsert_count": {"help_text": "Rows the cluster reported as upserted."},
-            "milvus_code": {"help_text": "The cluster's answer code (200 is success)."},
+            "milvus_code": {
+                "help_text": "The cluster's answer code (200 is success over REST, 0 over gRPC)."
+            },
             "milvus_message": {"help_text": "The cluster's message, if it gave one."},
             "http_status": {"help_text": "HTTP status of the cluster's last answer."},
             "duration_ms": {"help_text": "Time spent sending the batch, in milliseconds."},
@@ -350,8 +352,9 @@ _CLUSTER_HELP = {
     "name": "A unique name for the cluster.",
     "base_url": "The cluster's REST address, e.g. https://in01-xxxx.api.gcp-us-west1."
     "zillizcloud.com or http://127.0.0.1:19530; no credentials in it.",
-    "api_version": "Which REST API to use: v1 (/v1/vector/upsert) or v2 "
-    "(/v2/vectordb/entities/upsert).",
+    "api_version": "How jobs reach the cluster: REST v1 (/v1/vector/upsert), REST v2 "
+    "(/v2/vectordb/entities/upsert) or grpc (Milvus' gRPC protocol at the base URL's host and "
+    "port; 19530 for http:// and 443 for https:// when the URL gives none).",
     "default_database": "The database used when a job names none.",
     "verify_tls": "Whether TLS certificates are verified.",
     "request_timeout_seconds": "Seconds to wait for one answer of the cluster (1–600).",

@@ -28,8 +28,10 @@ from .errors import (
 )
 from .network import AddressRefused, CheckedHTTPAdapter, NetworkPolicy
 from .schema import CollectionSchema, parse_collection
+from .transport import RowForm, UpsertResult
 
-ApiVersion = Literal["v1", "v2"]
+# "grpc" is carried by ``grpc_client.GrpcClusterClient``; this module speaks REST only.
+ApiVersion = Literal["v1", "v2", "grpc"]
 _EXCERPT_CHARS = 200
 _TAG = re.compile(r"<[^>]*>")
 _SPACES = re.compile(r"\s+")
@@ -75,8 +77,8 @@ class ClusterConfig:
     network_policy: NetworkPolicy = field(default_factory=NetworkPolicy)
 
     def __post_init__(self) -> None:
-        if self.api_version not in ("v1", "v2"):
-            raise ValueError(f"api_version must be 'v1' or 'v2', not {self.api_version!r}")
+        if self.api_version not in ("v1", "v2", "grpc"):
+            raise ValueError(f"api_version must be 'v1', 'v2' or 'grpc', not {self.api_version!r}")
         if self.timeout_seconds <= 0:
             raise ValueError("timeout_seconds must be more than 0")
         if self.max_response_bytes <= 0:
@@ -94,15 +96,6 @@ class ClusterConfig:
             f"timeout_seconds={self.timeout_seconds!r}, "
             f"max_response_bytes={self.max_response_bytes!r})"
         )
-
-
-@dataclass
-class UpsertResult:
-    upsert_count: int
-    # Exactly as the cluster sent them: Int64 ids arrive as strings and stay strings, exact.
-    upsert_ids: list[str | int]
-    http_status: int
-    elapsed_ms: float
 
 
 def make_session(
@@ -165,11 +158,44 @@ def _check_finite(rows: Sequence[Mapping[str, Any]]) -> None:
                 )
 
 
+def assemble_body(prefix: bytes, encoded_rows: Sequence[bytes]) -> bytes:
+    """An upsert body from its JSON prefix (ending in ``"data":[``) and pre-encoded rows.
+
+    One join, no intermediate copy: a batch's body is several MB, and copying it twice cost
+    eight times as much CPU as building it once.
+    """
+    if len(encoded_rows) < 2:
+        return b"".join((prefix, *encoded_rows, b"]}"))
+    first, last = encoded_rows[0], encoded_rows[-1]
+    return b",".join((prefix + first, *encoded_rows[1:-1], last + b"]}"))
+
+
+class JsonRowEncoder:
+    """REST requests of one target from rows that are already JSON text."""
+
+    def __init__(self, prefix: bytes) -> None:
+        self.prefix = prefix
+
+    def row_size(self, row: bytes) -> int:
+        return len(row) + 1
+
+    def request(self, rows: Sequence[bytes]) -> bytes:
+        return assemble_body(self.prefix, rows)
+
+    def entity(self, row: bytes) -> dict[str, Any]:
+        entity: dict[str, Any] = orjson.loads(row)
+        return entity
+
+
 class ClusterClient:
     """One cluster's REST API. It keeps no per-request state, so threads may share one
     instance and the connection pool of its session."""
 
+    row_form: RowForm = "json"
+
     def __init__(self, config: ClusterConfig, session: requests.Session | None = None) -> None:
+        if config.api_version == "grpc":
+            raise ValueError("A gRPC cluster is reached with grpc_client.GrpcClusterClient")
         self.config = config
         self._owns_session = session is None
         if session is None:
@@ -277,6 +303,18 @@ class ClusterClient:
         )
         return body[: -len(b"{}]}")]
 
+    def upsert_encoder(
+        self, *, database: str, collection: str, schema: CollectionSchema, partition: str = ""
+    ) -> JsonRowEncoder:
+        """The schema is not needed: each row's JSON text is the row as sent."""
+        return JsonRowEncoder(
+            self.upsert_body_prefix(database=database, collection=collection, partition=partition)
+        )
+
+    def send_upsert(self, request: bytes) -> UpsertResult:
+        """Send a body that ``upsert_encoder(...).request(rows)`` built."""
+        return self.upsert(database="", collection="", body=request)
+
     def upsert(
         self,
         *,
@@ -306,7 +344,10 @@ class ClusterClient:
         except (KeyError, TypeError, ValueError):
             raise self._unreadable("upsert result", data) from None
         return UpsertResult(
-            upsert_count=count, upsert_ids=ids, http_status=http_status, elapsed_ms=elapsed_ms
+            upsert_count=count,
+            upsert_ids=ids,
+            http_status=http_status,
+            elapsed_ms=elapsed_ms,
         )
 
     # -- HTTP ---------------------------------------------------------------------------------

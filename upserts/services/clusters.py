@@ -1,6 +1,7 @@
-"""Registered clusters: reaching them (one keep-alive session per cluster per process),
-registering, changing, testing and removing them, each change audited."""
+"""Registered clusters: reaching them (one keep-alive session or gRPC channel per cluster per
+process), registering, changing, testing and removing them, each change audited."""
 
+import os
 import threading
 import time
 from dataclasses import dataclass, field
@@ -16,8 +17,10 @@ from django.utils import timezone
 from upserts.errors import ConsoleError
 from upserts.milvus.client import ClusterClient, ClusterConfig, make_session
 from upserts.milvus.errors import ClusterError
+from upserts.milvus.grpc_client import GrpcChannel, GrpcClusterClient
 from upserts.milvus.network import NetworkPolicy
 from upserts.milvus.schema import CollectionSchema
+from upserts.milvus.transport import ClusterTransport
 from upserts.models import AuditAction, ClusterEndpoint
 from upserts.services.audit import record_event
 
@@ -35,6 +38,20 @@ def _session_for(cluster_id: int, policy: NetworkPolicy) -> requests.Session:
         if session is None:
             session = _sessions[(cluster_id, policy)] = make_session(network_policy=policy)
         return session
+
+
+# Keyed by the whole config (a changed token or timeout gets a channel of its own) and by the
+# process: a channel made before a fork does not work in the child.
+_channels: dict[tuple[int, int, ClusterConfig], GrpcChannel] = {}
+
+
+def _channel_for(cluster_id: int, config: ClusterConfig) -> GrpcChannel:
+    key = (os.getpid(), cluster_id, config)
+    with _sessions_lock:
+        channel = _channels.get(key)
+        if channel is None:
+            channel = _channels[key] = GrpcChannel(config)
+        return channel
 
 
 def cluster_network_policy() -> NetworkPolicy:
@@ -56,9 +73,11 @@ def cluster_config(cluster: ClusterEndpoint) -> ClusterConfig:
     )
 
 
-def client_for(cluster: ClusterEndpoint) -> ClusterClient:
-    """A client for the cluster that reuses this process's connections to it."""
+def client_for(cluster: ClusterEndpoint) -> ClusterTransport:
+    """A client for the cluster, REST or gRPC, that reuses this process's connections to it."""
     config = cluster_config(cluster)
+    if config.api_version == "grpc":
+        return GrpcClusterClient(config, channel=_channel_for(cluster.pk, config))
     return ClusterClient(config, session=_session_for(cluster.pk, config.network_policy))
 
 

@@ -19,7 +19,6 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-import orjson
 from django.conf import settings
 from django.db import transaction
 from django.db.models import Count, F
@@ -28,6 +27,7 @@ from django.utils import timezone
 from upserts.column_mapping import ColumnMapping
 from upserts.milvus.errors import ClusterError, FatalTargetError, RetryableClusterError
 from upserts.milvus.schema import CollectionSchema
+from upserts.milvus.transport import UpsertEncoder
 from upserts.models import (
     AuditAction,
     BatchStatus,
@@ -80,7 +80,8 @@ class PendingBatch:
     sequence: int
     first_row: int
     last_row: int = 0
-    encoded: list[bytes] = field(default_factory=list)
+    # The rows to send, in the form the transport asks for (JSON text or checked entities).
+    rows: list[Any] = field(default_factory=list)
     row_numbers: list[int] = field(default_factory=list)
     failures: list[FailedRow] = field(default_factory=list)
     # What the failed rows hold in memory: past the byte budget, the batch closes early.
@@ -92,11 +93,11 @@ class PendingBatch:
     # any batch in flight that shares a key, so the file's last row for a key always wins.
     keys: set[Any] = field(default_factory=set)
 
-    def add(self, number: int, key: Any, encoded: bytes) -> None:
+    def add(self, number: int, key: Any, row: Any, size: int) -> None:
         self.keys.add(key)
-        self.encoded.append(encoded)
+        self.rows.append(row)
         self.row_numbers.append(number)
-        self.size_bytes += len(encoded) + 1
+        self.size_bytes += size
 
     @property
     def rows_in_range(self) -> int:
@@ -244,13 +245,19 @@ class _SliceRun:
         self.job = job
         self.token = token
         self.deadline = time.monotonic() + settings.UPSERT_TASK_SLICE_SECONDS
-        self.client = client_for(job.cluster)
+        self.transport = client_for(job.cluster)
         self.policy = retry_policy()
         self.preparer = RowPreparer(
-            schema, file_format=job.file_format, mapping=ColumnMapping.from_json(job.column_mapping)
+            schema,
+            file_format=job.file_format,
+            mapping=ColumnMapping.from_json(job.column_mapping),
+            row_form=self.transport.row_form,
         )
-        self.prefix = self.client.upsert_body_prefix(
-            database=job.database_name, collection=job.collection_name, partition=job.partition_name
+        self.encoder = self.transport.upsert_encoder(
+            database=job.database_name,
+            collection=job.collection_name,
+            schema=schema,
+            partition=job.partition_name,
         )
         self.in_flight: deque[tuple[PendingBatch, Future[BatchOutcome]]] = deque()
         self.batch = PendingBatch(sequence=job.batches_done + 1, first_row=job.checkpoint_row + 1)
@@ -292,21 +299,20 @@ class _SliceRun:
             batch.failures.append(prepared)
             batch.failure_bytes += stored_size(prepared)
         else:
-            key = prepared[0]
-            too_big = (
-                batch.encoded and batch.size_bytes + len(prepared[1]) > self.job.max_batch_bytes
-            )
+            key, outgoing = prepared
+            size = self.encoder.row_size(outgoing)
+            too_big = batch.rows and batch.size_bytes + size > self.job.max_batch_bytes
             if key in batch.keys or too_big:
                 # A repeated key, or a row that would push the batch over its byte budget,
                 # opens the next batch.
                 self._submit(batch)
                 closed = True
                 batch = self.batch = PendingBatch(sequence=batch.sequence + 1, first_row=row.number)
-            batch.add(row.number, key, prepared[1])
+            batch.add(row.number, key, outgoing, size)
         batch.last_row = row.number
         batch.position_after = row.position_after
         if (
-            len(batch.encoded) >= self.job.batch_size
+            len(batch.rows) >= self.job.batch_size
             or batch.rows_in_range >= 4 * self.job.batch_size
             or batch.failure_bytes >= self.job.max_batch_bytes
         ):
@@ -332,12 +338,12 @@ class _SliceRun:
         ):
             self._commit_oldest()
         future: Future[BatchOutcome]
-        if batch.encoded and not self.job.dry_run:
+        if batch.rows and not self.job.dry_run:
             future = self._executor.submit(
                 send_batch,
-                self.client,
-                body_prefix=self.prefix,
-                encoded_rows=batch.encoded,
+                self.transport,
+                encoder=self.encoder,
+                rows=batch.rows,
                 policy=self.policy,
             )
         else:
@@ -347,7 +353,7 @@ class _SliceRun:
 
     def _commit_oldest(self) -> None:
         batch, future = self.in_flight.popleft()
-        _commit_batch(self.job, batch, future.result(), self.token)
+        _commit_batch(self.job, batch, future.result(), self.token, self.encoder)
 
     def _drain(self) -> None:
         while self.in_flight:
@@ -356,8 +362,8 @@ class _SliceRun:
 
 def _prepare_row(
     job: UpsertJob, row: SourceRow, preparer: RowPreparer
-) -> FailedRow | tuple[Any, bytes]:
-    """(primary key, JSON text to send) for the row, or the failed row to record instead."""
+) -> FailedRow | tuple[Any, Any]:
+    """(primary key, row to send) for the row, or the failed row to record instead."""
     if row.error is not None or row.entity is None:
         return failed_row(
             job, row_number=row.number, reason=row.error or "unreadable row", raw=row.raw or ""
@@ -394,7 +400,13 @@ def _reason_to_stop(job: UpsertJob, deadline: float) -> StopReason | None:
     return None
 
 
-def _commit_batch(job: UpsertJob, batch: PendingBatch, outcome: BatchOutcome, token: str) -> None:
+def _commit_batch(
+    job: UpsertJob,
+    batch: PendingBatch,
+    outcome: BatchOutcome,
+    token: str,
+    encoder: UpsertEncoder,
+) -> None:
     rejected = {rejection.index: rejection.reason for rejection in outcome.rejections}
     failures = list(batch.failures)
     for index, reason in rejected.items():
@@ -403,12 +415,12 @@ def _commit_batch(job: UpsertJob, batch: PendingBatch, outcome: BatchOutcome, to
                 job,
                 row_number=batch.row_numbers[index],
                 reason=reason,
-                entity=orjson.loads(batch.encoded[index]),
+                entity=encoder.entity(batch.rows[index]),
             )
         )
     # A check sends nothing: its rows that passed count as landed would.
-    landed = outcome.upsert_count or (job.dry_run and batch.encoded)
-    if not batch.encoded:
+    landed = outcome.upsert_count or (job.dry_run and batch.rows)
+    if not batch.rows:
         status = BatchStatus.FAILED
     elif failures:
         status = BatchStatus.PARTIALLY_FAILED if landed else BatchStatus.FAILED
@@ -432,9 +444,9 @@ def _commit_batch(job: UpsertJob, batch: PendingBatch, outcome: BatchOutcome, to
             sequence=batch.sequence,
             first_row=batch.first_row,
             last_row=batch.last_row,
-            row_count=len(batch.encoded),
+            row_count=len(batch.rows),
             status=status,
-            attempts=max(outcome.requests, 1) if batch.encoded and not job.dry_run else 0,
+            attempts=max(outcome.requests, 1) if batch.rows and not job.dry_run else 0,
             upsert_count=outcome.upsert_count,
             milvus_code=outcome.code,
             milvus_message=outcome.message[:2000],
