@@ -14,6 +14,10 @@ the same load:
 (c) Whether the process running a job keeps its memory flat as the file grows: a worker that
     holds a file in memory dies on the first big upload.
 
+(a) and (b) are measured over REST v1 and over gRPC alike (``--transports``): raw gRPC sends
+upsert requests built before the clock starts, and the gRPC pipeline is judged against it and
+against the REST pipeline on the same file.
+
 Every pipeline run is checked to have upserted every row: a fast broken run proves nothing.
 
 Where Milvus runs matters. A cluster has machines of its own, so by default Milvus gets one CPU
@@ -25,11 +29,13 @@ the ratio then also prices the client's CPU against the server's.
     .venv/bin/python bench/pipeline.py         # 20 000 rows, 4 rounds, RSS at 100 and 1000 MB
     .venv/bin/python bench/pipeline.py --milvus-cpus 0 --skip-rss        # Milvus shares CPUs
     .venv/bin/python bench/pipeline.py --rows 5000 --rss-sizes 20,60 --json-out /tmp/p.json
+    .venv/bin/python bench/pipeline.py --transports grpc --skip-rss       # gRPC only
 """
 
 import argparse
 import contextlib
 import csv
+import functools
 import itertools
 import json
 import os
@@ -75,6 +81,9 @@ VECTOR_POOL_SIZE = 1000
 PARQUET_GROUP_ROWS = 10_000
 MIN_PHASE_SECONDS = 10.0
 TARGET_RATIO = 0.9
+# The gRPC pipeline against the REST pipeline on the same file.
+TARGET_GRPC_SPEEDUP = 3.0
+TRANSPORTS = {"rest": "v1", "grpc": "grpc"}
 TARGET_RSS_MB = 250.0
 # Peak RSS may wobble by allocator noise; more than this much growth from the smallest to the
 # largest file means memory follows the file size.
@@ -333,24 +342,33 @@ def milvus_pid(milvus: Any) -> int:
 # --- (a) the raw REST limit ---------------------------------------------------------------------
 
 
-def encode_bodies(client: Any, source: RowSource, count: int) -> tuple[list[bytes], list[int]]:
-    """Request bodies of BATCH_ROWS rows each, encoded before the clock starts."""
-    prefix = client.upsert_body_prefix(database="", collection=COLLECTION)
-    bodies: list[bytes] = []
+def encode_bodies(client: Any, source: RowSource, count: int) -> tuple[list[Any], list[int]]:
+    """Requests of BATCH_ROWS rows each, built before the clock starts: REST bodies, or gRPC
+    upsert messages built by the console's own column encoder."""
+    schema = client.describe_collection("", COLLECTION)
+    encoder = client.upsert_encoder(database="", collection=COLLECTION, schema=schema)
+    requests: list[Any] = []
     sizes: list[int] = []
     rows = source.rows(count)
     while chunk := list(itertools.islice(rows, BATCH_ROWS)):
-        bodies.append(prefix + b",".join(map(encode_row, chunk)) + b"]}")
+        if client.row_form == "json":
+            requests.append(encoder.request([encode_row(row) for row in chunk]))
+        else:
+            requests.append(encoder.request(chunk))
         sizes.append(len(chunk))
-    return bodies, sizes
+    return requests, sizes
+
+
+def request_bytes(request: Any) -> int:
+    return len(request) if isinstance(request, bytes) else int(request.ByteSize())
 
 
 def post_bodies(
-    client: Any, bodies: list[bytes], sizes: list[int], in_flight: int, min_seconds: float
+    client: Any, bodies: list[Any], sizes: list[int], in_flight: int, min_seconds: float
 ) -> int:
-    """Post every body at least once, and keep cycling through them until ``min_seconds``.
+    """Send every request at least once, and keep cycling through them until ``min_seconds``.
 
-    Each thread takes the next body as soon as its last answer came back, so exactly
+    Each thread takes the next request as soon as its last answer came back, so exactly
     ``in_flight`` requests are outstanding; returns the rows Milvus said it upserted.
     """
     order = itertools.count()  # next() on a count is atomic under the GIL
@@ -364,7 +382,7 @@ def post_bodies(
             if index >= len(bodies) and time.perf_counter() >= deadline:
                 break
             body_index = index % len(bodies)
-            result = client.upsert(database="", collection="", body=bodies[body_index])
+            result = client.send_upsert(bodies[body_index])
             if result.upsert_count != sizes[body_index]:
                 raise BenchmarkError(
                     f"Milvus upserted {result.upsert_count} of {sizes[body_index]} rows"
@@ -383,29 +401,37 @@ def post_bodies(
 def measure_raw(
     milvus: Any,
     client: Any,
-    bodies: list[bytes],
+    bodies: list[Any],
     sizes: list[int],
     in_flight: int,
     min_seconds: float,
+    transport: str,
 ) -> Measurement:
-    """The bodies posted at ``in_flight`` requests in flight, into a fresh collection."""
+    """The requests sent at ``in_flight`` requests in flight, into a fresh collection."""
     fresh_collection(milvus)
-    watch = Stopwatch(f"raw REST, {in_flight} in flight", milvus_pid(milvus))
+    watch = Stopwatch(
+        f"raw {transport_label(transport)}, {in_flight} in flight", milvus_pid(milvus)
+    )
     with watch.running() as measurement:
         measurement.rows = post_bodies(client, bodies, sizes, in_flight, min_seconds)
     watch.finish()
-    measurement.extra = {"in_flight": in_flight}
+    measurement.extra = {"in_flight": in_flight, "transport": transport}
     return measurement
+
+
+def transport_label(transport: str) -> str:
+    return "REST" if transport == "rest" else "gRPC"
 
 
 # --- (b) the pipeline ---------------------------------------------------------------------------
 
 
-def bench_cluster(milvus: Any) -> Any:
+def bench_cluster(milvus: Any, transport: str = "rest") -> Any:
     from upserts.models import ClusterEndpoint
 
     cluster, _ = ClusterEndpoint.objects.update_or_create(
-        name=CLUSTER_NAME, defaults={"base_url": milvus.url}
+        name=f"{CLUSTER_NAME}-{transport}",
+        defaults={"base_url": milvus.url, "api_version": TRANSPORTS[transport]},
     )
     return cluster
 
@@ -443,7 +469,13 @@ def retried_requests(job_id: int) -> int:
 
 
 def measure_pipeline(
-    milvus: Any, path: Path, label: str, rows: int, in_flight: int, min_seconds: float
+    milvus: Any,
+    path: Path,
+    label: str,
+    rows: int,
+    in_flight: int,
+    min_seconds: float,
+    transport: str = "rest",
 ) -> Measurement:
     """Jobs on the file through create_job and run_job_slice until ``min_seconds`` of running.
 
@@ -453,8 +485,8 @@ def measure_pipeline(
     from upserts.services.uploads import create_job
 
     fresh_collection(milvus)
-    cluster = bench_cluster(milvus)
-    watch = Stopwatch(f"pipeline, {label}", milvus_pid(milvus))
+    cluster = bench_cluster(milvus, transport)
+    watch = Stopwatch(f"pipeline {transport_label(transport)}, {label}", milvus_pid(milvus))
     jobs: list[int] = []
     while watch.measurement.seconds < min_seconds:
         with path.open("rb") as source:
@@ -476,7 +508,12 @@ def measure_pipeline(
         jobs.append(job.pk)
         job.source_file.storage.delete(job.source_file.name)
     measurement = watch.finish()
-    measurement.extra = {"in_flight": in_flight, "file_bytes": path.stat().st_size, "jobs": jobs}
+    measurement.extra = {
+        "in_flight": in_flight,
+        "file_bytes": path.stat().st_size,
+        "jobs": jobs,
+        "transport": transport,
+    }
     return measurement
 
 
@@ -556,7 +593,7 @@ def measure_rss(
         bench_cluster(milvus)
         connections.close_all()
         command = [
-            sys.executable, "manage.py", "upsert", str(path), "--cluster", CLUSTER_NAME,
+            sys.executable, "manage.py", "upsert", str(path), "--cluster", f"{CLUSTER_NAME}-rest",
             "--collection", COLLECTION, "--here", "--batch-size", str(BATCH_ROWS),
             "--in-flight", str(in_flight),
         ]  # fmt: skip
@@ -600,9 +637,11 @@ def measure_rss(
 
 @dataclass
 class Phase:
-    """One phase (raw REST or a file format) measured once per round."""
+    """One phase (raw requests or a file format, over one transport) measured once per round."""
 
     name: str
+    transport: str = "rest"
+    label: str = ""  # the file format of a pipeline phase; "" for raw requests
     runs: list[Measurement] = field(default_factory=list)
 
     @property
@@ -620,7 +659,7 @@ class Phase:
 
 
 def round_ratios(phase: Phase, raw: Phase) -> list[float]:
-    """Each round's run against the same round's raw REST run."""
+    """Each round's run against the same round's run of ``raw``."""
     return [
         run.rows_per_second / limit.rows_per_second
         for run, limit in zip(phase.runs, raw.runs, strict=True)
@@ -628,46 +667,70 @@ def round_ratios(phase: Phase, raw: Phase) -> list[float]:
 
 
 def summary_table(
-    levels: list[Measurement], raw: Phase, pipeline: list[Phase], milvus_cores: int
+    levels: list[Measurement],
+    raws: dict[str, Phase],
+    pipeline: list[Phase],
+    milvus_cores: int,
 ) -> str:
-    """The in-flight search, then one line per phase: medians over the rounds.
+    """The in-flight searches, then one line per phase: medians over the rounds.
 
     Milvus' own CPU per row moves by a tenth or more from one phase to the next (a segment
     sealed and flushed, a compaction), whatever the client does; the same phase measured in
     several rounds, interleaved with the others, and its median, is what a reader can trust.
     CPU is per row upserted: with Milvus on the same cores, the client's CPU per row is what it
     takes away from Milvus. "Milvus busy" is the share of its cores Milvus kept busy: near 100%
-    the cluster, not the client, set the pace, whatever its own cost per row did.
+    the cluster, not the client, set the pace, whatever its own cost per row did. "vs limit" is
+    against raw requests of the same transport.
     """
-    lines = [f"{'in-flight search':<26}{'rows':>8}{'s':>7}{'rows/s':>8}{'Milvus µs/row':>15}"]
+    lines = [f"{'in-flight search':<30}{'rows':>8}{'s':>7}{'rows/s':>8}{'Milvus µs/row':>15}"]
     for run in levels:
         lines.append(
-            f"{run.name:<26}{run.rows:>8,}{run.seconds:>7.1f}{run.rows_per_second:>8,.0f}"
+            f"{run.name:<30}{run.rows:>8,}{run.seconds:>7.1f}{run.rows_per_second:>8,.0f}"
             f"{run.milvus_cpu_seconds / run.rows * 1e6:>15,.0f}"
         )
     lines.append("")
-    limit = raw.rows_per_second
+    rounds = len(next(iter(raws.values())).runs)
     lines.append(
-        f"{f'median of {len(raw.runs)} rounds':<26}{'rows/s':>8}{'min–max':>15}{'vs limit':>10}"
+        f"{f'median of {rounds} rounds':<30}{'rows/s':>8}{'min–max':>15}{'vs limit':>10}"
         f"{'per round':>13}{'client µs/row':>15}{'Milvus µs/row':>15}{'Milvus busy':>13}"
     )
-    for phase in [raw, *pipeline]:
-        speeds = [run.rows_per_second for run in phase.runs]
-        ratios = round_ratios(phase, raw)
+    for transport, raw in raws.items():
+        for phase in [raw, *(p for p in pipeline if p.transport == transport)]:
+            speeds = [run.rows_per_second for run in phase.runs]
+            ratios = round_ratios(phase, raw)
+            lines.append(
+                f"{phase.name:<30}{phase.rows_per_second:>8,.0f}"
+                f"{f'{min(speeds):,.0f}–{max(speeds):,.0f}':>15}"
+                f"{phase.rows_per_second / raw.rows_per_second:>10.2f}"
+                f"{f'{min(ratios):.2f}–{max(ratios):.2f}':>13}"
+                f"{phase.per_row_us(lambda run: run.client_cpu_seconds):>15,.0f}"
+                f"{phase.per_row_us(lambda run: run.milvus_cpu_seconds):>15,.0f}"
+                f"{phase.milvus_busy(milvus_cores):>13.0%}"
+            )
+    for transport, raw in raws.items():
+        limit = raw.rows_per_second
         lines.append(
-            f"{phase.name:<26}{phase.rows_per_second:>8,.0f}"
-            f"{f'{min(speeds):,.0f}–{max(speeds):,.0f}':>15}"
-            f"{phase.rows_per_second / limit:>10.2f}"
-            f"{f'{min(ratios):.2f}–{max(ratios):.2f}':>13}"
-            f"{phase.per_row_us(lambda run: run.client_cpu_seconds):>15,.0f}"
-            f"{phase.per_row_us(lambda run: run.milvus_cpu_seconds):>15,.0f}"
-            f"{phase.milvus_busy(milvus_cores):>13.0%}"
+            f"{transport_label(transport)} limit: {limit:,.0f} rows/s at "
+            f"{raw.runs[0].extra['in_flight']} in flight (median); target for its pipeline "
+            f"≥ {TARGET_RATIO:.2f} × limit = {TARGET_RATIO * limit:,.0f} rows/s"
         )
-    lines.append(
-        f"limit: {limit:,.0f} rows/s at {raw.runs[0].extra['in_flight']} in flight (median); "
-        f"target for the pipeline ≥ {TARGET_RATIO:.2f} × limit = {TARGET_RATIO * limit:,.0f} rows/s"
-    )
+    speedups = grpc_speedups(pipeline)
+    if speedups:
+        lines.append(
+            f"gRPC pipeline ÷ REST pipeline, same file (target ≥ {TARGET_GRPC_SPEEDUP:.0f}×): "
+            + ", ".join(f"{label} {ratio:.2f}×" for label, ratio in speedups.items())
+        )
     return "\n".join(lines)
+
+
+def grpc_speedups(pipeline: list[Phase]) -> dict[str, float]:
+    """The gRPC pipeline's median rows/s over the REST pipeline's, per file format."""
+    by_key = {(phase.transport, phase.label): phase for phase in pipeline}
+    return {
+        label: by_key[("grpc", label)].rows_per_second / by_key[("rest", label)].rows_per_second
+        for transport, label in by_key
+        if transport == "grpc" and ("rest", label) in by_key
+    }
 
 
 def rss_table(rss: list[RssMeasurement]) -> str:
@@ -703,15 +766,17 @@ def rss_verdict(rss: list[RssMeasurement]) -> str:
 def figures(
     args: argparse.Namespace,
     levels: list[Measurement],
-    raw: Phase,
+    raws: dict[str, Phase],
     pipeline: list[Phase],
     rss: list[RssMeasurement],
     loads: dict[str, tuple[float, float, float]],
     milvus_cores: int,
 ) -> dict[str, Any]:
     def entry(phase: Phase) -> dict[str, Any]:
+        raw = raws[phase.transport]
         return {
             "name": phase.name,
+            "transport": phase.transport,
             "median_rows_per_second": phase.rows_per_second,
             "ratio_to_limit": phase.rows_per_second / raw.rows_per_second,
             "milvus_busy": phase.milvus_busy(milvus_cores),
@@ -727,10 +792,16 @@ def figures(
         "in_flight_search": [
             {**asdict(run), "rows_per_second": run.rows_per_second} for run in levels
         ],
-        "limit_rows_per_second": raw.rows_per_second,
-        "limit_in_flight": raw.runs[0].extra["in_flight"],
-        "raw_rest": entry(raw),
+        "limits": {
+            transport: {
+                "rows_per_second": raw.rows_per_second,
+                "in_flight": raw.runs[0].extra["in_flight"],
+            }
+            for transport, raw in raws.items()
+        },
+        "raw": [entry(raw) for raw in raws.values()],
         "pipeline": [entry(phase) for phase in pipeline],
+        "grpc_over_rest_pipeline": grpc_speedups(pipeline),
         "rss": [{**asdict(item), "rows_per_second": item.rows_per_second} for item in rss],
         "rss_verdict": rss_verdict(rss) if rss else None,
     }
@@ -774,10 +845,18 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="CPUs of Milvus' own, this process taking the rest, as when the cluster runs on "
         "machines of its own (default 1); 0 shares every CPU between them",
     )
+    parser.add_argument(
+        "--transports",
+        default="rest,grpc",
+        help="the transports measured in (a) and (b), of rest and grpc (default rest,grpc)",
+    )
     parser.add_argument("--skip-rss", action="store_true", help="leave out the peak-RSS runs")
     parser.add_argument("--json-out", type=Path, help="also write the figures as JSON here")
     args = parser.parse_args(argv)
     args.rss_sizes = [int(size) for size in args.rss_sizes.split(",") if size.strip()]
+    args.transports = [name.strip() for name in args.transports.split(",") if name.strip()]
+    if not args.transports or set(args.transports) - set(TRANSPORTS):
+        parser.error(f"--transports takes names of {', '.join(TRANSPORTS)}")
     if args.rounds < 1:
         parser.error("--rounds must be at least 1")
     return args
@@ -801,6 +880,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         setup_django(workdir)
         from upserts.milvus.client import ClusterClient, ClusterConfig, make_session
+        from upserts.milvus.grpc_client import GrpcClusterClient
 
         source = RowSource()
         paths = {label: workdir / filename for label, (filename, _) in FILE_WRITERS.items()}
@@ -820,30 +900,59 @@ def main(argv: list[str] | None = None) -> int:
             make_session() as session,
         ):
             say(f"Milvus at {milvus.url} (pid {milvus_pid(milvus)})")
-            client = ClusterClient(ClusterConfig(base_url=milvus.url), session=session)
-            bodies, sizes = encode_bodies(client, source, args.rows)
-            total_bytes = sum(map(len, bodies))
-            say(
-                f"{len(bodies)} bodies of up to {BATCH_ROWS} rows, {total_bytes / MIB:,.1f} MiB, "
-                f"{total_bytes / sum(sizes):,.0f} bytes a row"
-            )
-            say("(a) raw REST: the best in-flight count")
-            levels = [
-                measure_raw(milvus, client, bodies, sizes, level, args.min_seconds)
-                for level in IN_FLIGHT_LEVELS
-            ]
-            in_flight = max(levels, key=lambda run: run.rows_per_second).extra["in_flight"]
-            raw = Phase(f"raw REST, {in_flight} in flight")
-            pipeline = [Phase(f"pipeline, {label}") for label in FILE_WRITERS]
-
-            def measure(label: str) -> Measurement:
-                if label == "raw":
-                    return measure_raw(milvus, client, bodies, sizes, in_flight, args.min_seconds)
-                return measure_pipeline(
-                    milvus, paths[label], label, args.rows, in_flight, args.min_seconds
+            fresh_collection(milvus)
+            levels: list[Measurement] = []
+            raws: dict[str, Phase] = {}
+            pipeline: list[Phase] = []
+            measures: dict[str, Callable[[], Measurement]] = {}
+            phases: dict[str, Phase] = {}
+            for transport in args.transports:
+                client = (
+                    GrpcClusterClient(ClusterConfig(base_url=milvus.url, api_version="grpc"))
+                    if transport == "grpc"
+                    else ClusterClient(ClusterConfig(base_url=milvus.url), session=session)
                 )
-
-            phases = {"raw": raw} | dict(zip(FILE_WRITERS, pipeline, strict=True))
+                bodies, sizes = encode_bodies(client, source, args.rows)
+                total_bytes = sum(map(request_bytes, bodies))
+                name = transport_label(transport)
+                say(
+                    f"{name}: {len(bodies)} requests of up to {BATCH_ROWS} rows, "
+                    f"{total_bytes / MIB:,.1f} MiB, {total_bytes / sum(sizes):,.0f} bytes a row"
+                )
+                say(f"(a) raw {name}: the best in-flight count")
+                searched = [
+                    measure_raw(milvus, client, bodies, sizes, level, args.min_seconds, transport)
+                    for level in IN_FLIGHT_LEVELS
+                ]
+                levels += searched
+                in_flight = max(searched, key=lambda run: run.rows_per_second).extra["in_flight"]
+                raws[transport] = phases[f"raw {transport}"] = Phase(
+                    f"raw {name}, {in_flight} in flight", transport
+                )
+                measures[f"raw {transport}"] = functools.partial(
+                    measure_raw,
+                    milvus,
+                    client,
+                    bodies,
+                    sizes,
+                    in_flight,
+                    args.min_seconds,
+                    transport,
+                )
+                for label in FILE_WRITERS:
+                    phase = Phase(f"pipeline {name}, {label}", transport, label)
+                    pipeline.append(phase)
+                    phases[f"{transport} {label}"] = phase
+                    measures[f"{transport} {label}"] = functools.partial(
+                        measure_pipeline,
+                        milvus,
+                        paths[label],
+                        label,
+                        args.rows,
+                        in_flight,
+                        args.min_seconds,
+                        transport,
+                    )
             labels = list(phases)
             for number in range(args.rounds):
                 # Each round starts one phase later: Milvus' periodic background work, which
@@ -851,21 +960,23 @@ def main(argv: list[str] | None = None) -> int:
                 order = labels[number % len(labels) :] + labels[: number % len(labels)]
                 say(
                     f"(b) round {number + 1} of {args.rounds}: {', '.join(order)}; "
-                    f"batch {BATCH_ROWS}, {in_flight} in flight"
+                    f"batch {BATCH_ROWS}"
                 )
                 for label in order:
-                    phases[label].runs.append(measure(label))
+                    phases[label].runs.append(measures[label]())
             for path in paths.values():
                 path.unlink()
             rss: list[RssMeasurement] = []
             if not args.skip_rss:
-                rss_in_flight = args.rss_in_flight or in_flight
+                rss_in_flight = (
+                    args.rss_in_flight or next(iter(raws.values())).runs[0].extra["in_flight"]
+                )
                 say(f"(c) peak RSS of manage.py upsert --here, {rss_in_flight} in flight")
                 for size in args.rss_sizes:
                     rss.append(measure_rss(milvus, source, workdir, size, rss_in_flight))
         loads["end"] = load_average()
         say("")
-        say(summary_table(levels, raw, pipeline, milvus_cores))
+        say(summary_table(levels, raws, pipeline, milvus_cores))
         if rss:
             say("")
             say(rss_table(rss))
@@ -873,7 +984,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.json_out:
             args.json_out.write_text(
                 json.dumps(
-                    figures(args, levels, raw, pipeline, rss, loads, milvus_cores),
+                    figures(args, levels, raws, pipeline, rss, loads, milvus_cores),
                     indent=2,
                     default=str,
                 )

@@ -118,7 +118,7 @@ def preview_job(job: UpsertJob, *, limit: int = 20) -> Preview:
         else None
     )
     if preview.schema is not None:
-        preview.warnings = schema_warnings(preview.schema)
+        preview.warnings = schema_warnings(preview.schema, api_version=job.cluster.api_version)
         preview.columns = [f.name for f in preview.schema.fields]
     # Like the upload step, the preview reads a bounded prefix of a text file, however far
     # into it the first rows are (Parquet is read by its footer, and needs to seek).

@@ -5,6 +5,7 @@ import orjson
 import pytest
 
 from tests.factories import make_cluster, make_job
+from tests.helpers import BOTH_TRANSPORTS
 from upserts.models import AuditAction, AuditEvent, ClusterEndpoint
 
 pytestmark = pytest.mark.django_db
@@ -161,6 +162,7 @@ def test_collections_of_a_cluster_that_does_not_answer_are_a_502(api_as, address
 
 
 @pytest.mark.milvus
+@BOTH_TRANSPORTS
 def test_connection_test_collections_and_schema_come_from_the_real_cluster(api_as, cluster, books):
     admin = api_as("cluster_admin")
 
@@ -183,6 +185,7 @@ def test_connection_test_collections_and_schema_come_from_the_real_cluster(api_a
 
 
 @pytest.mark.milvus
+@BOTH_TRANSPORTS
 def test_a_collection_the_cluster_does_not_have_is_a_404(api_as, cluster):
     response = api_as("viewer").get(f"/api/v1/clusters/{cluster.pk}/collections/no_such_books/")
 

@@ -32,6 +32,6 @@ def admin_client_(client: Client) -> Client:
 
 
 @pytest.fixture
-def milvus_cluster(milvus, db) -> ClusterEndpoint:
-    """A cluster endpoint pointing at the embedded Milvus."""
-    return make_cluster("embedded-milvus", base_url=milvus.url)
+def milvus_cluster(cluster) -> ClusterEndpoint:
+    """A cluster endpoint pointing at the embedded Milvus (REST v1 unless BOTH_TRANSPORTS)."""
+    return cluster

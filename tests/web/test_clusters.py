@@ -4,7 +4,7 @@ import pytest
 from django.urls import reverse
 
 from tests.factories import BOOK_FIELDS, make_cluster, make_job
-from tests.helpers import UNREACHABLE_URL, log_in, page_text
+from tests.helpers import BOTH_TRANSPORTS, UNREACHABLE_URL, log_in, page_text
 from upserts.models import AuditAction, AuditEvent, ClusterEndpoint
 
 pytestmark = pytest.mark.django_db
@@ -133,6 +133,18 @@ def test_a_cluster_with_jobs_cannot_be_deleted_only_disabled(admin_client_):
     assert ClusterEndpoint.objects.filter(pk=cluster.pk).exists()
 
 
+def test_admin_registers_a_grpc_cluster_and_the_pages_say_so(admin_client_):
+    response = admin_client_.post(
+        reverse("cluster_create"),
+        _cluster_form(api_version="grpc", base_url="https://in01-abc.zillizcloud.com:19530"),
+    )
+
+    cluster = ClusterEndpoint.objects.get(name="prod-eu")
+    assert response.status_code == 302 and cluster.api_version == "grpc"
+    assert "<dd>gRPC (Milvus" in page_text(admin_client_.get(response.url))
+    assert ">grpc<" in page_text(admin_client_.get(reverse("cluster_list")))
+
+
 def test_a_cluster_without_jobs_is_deleted_and_the_deletion_audited(admin_client_):
     cluster = make_cluster("old-test")
 
@@ -167,6 +179,7 @@ def test_testing_without_javascript_redirects_with_the_outcome_as_a_message(admi
 
 
 @pytest.mark.milvus
+@BOTH_TRANSPORTS
 def test_testing_a_live_cluster_shows_latency_and_the_collections_it_found(
     client, milvus_cluster, make_collection
 ):
@@ -191,6 +204,7 @@ def test_testing_a_live_cluster_shows_latency_and_the_collections_it_found(
 
 
 @pytest.mark.milvus
+@BOTH_TRANSPORTS
 def test_the_collection_browser_shows_the_schema_as_the_cluster_describes_it(
     client, milvus_cluster, make_collection
 ):
@@ -227,6 +241,7 @@ def test_an_autoid_collection_is_marked_as_unable_to_take_upserts(
 
 
 @pytest.mark.milvus
+@BOTH_TRANSPORTS
 def test_a_missing_collection_shows_the_clusters_explanation(client, milvus_cluster):
     log_in(client, "viewer")
 

@@ -25,7 +25,12 @@ from django.db.models import Count, F
 from django.utils import timezone
 
 from upserts.column_mapping import ColumnMapping
-from upserts.milvus.errors import ClusterError, FatalTargetError, RetryableClusterError
+from upserts.milvus.errors import (
+    ClusterError,
+    DataRejectedError,
+    FatalTargetError,
+    RetryableClusterError,
+)
 from upserts.milvus.schema import CollectionSchema
 from upserts.milvus.transport import UpsertEncoder
 from upserts.models import (
@@ -345,11 +350,21 @@ class _SliceRun:
                 encoder=self.encoder,
                 rows=batch.rows,
                 policy=self.policy,
+                request=self._request(batch),
             )
         else:
             future = Future()
             future.set_result(BatchOutcome())
         self.in_flight.append((batch, future))
+
+    def _request(self, batch: PendingBatch) -> Any:
+        """The batch's request, built here rather than by the sender: a sender's thread
+        building one holds the GIL while the cluster waits for it. None when the rows cannot
+        make one request; the sender then splits the batch to find the rows that cannot."""
+        try:
+            return self.encoder.request(batch.rows)
+        except DataRejectedError:
+            return None
 
     def _commit_oldest(self) -> None:
         batch, future = self.in_flight.popleft()

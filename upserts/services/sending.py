@@ -59,8 +59,11 @@ def send_batch(
     rows: Sequence[Any],
     policy: RetryPolicy,
     sleep: Callable[[float], None] = time.sleep,
+    request: Any = None,
 ) -> BatchOutcome:
     """Upsert the rows; a data rejection is split in halves until each bad row is isolated.
+
+    ``request`` is the rows' request when the caller built it already (``encoder.request``).
 
     Raises FatalTargetError at once, and RetryableClusterError once the retry budget of one
     request is spent; nothing of a batch that raises is committed, and re-sending it later is
@@ -70,7 +73,7 @@ def send_batch(
     started = time.monotonic()
     state = _BisectState()
     sender = _Sender(transport, encoder, policy, sleep, outcome)
-    sender.send_part(rows, 0, state)
+    sender.send_part(rows, 0, state, request)
     if len(rows) > 1 and len(outcome.rejections) == len(rows):
         _raise_target_problem(outcome.rejections[0].reason, len(rows))
     outcome.elapsed_ms = (time.monotonic() - started) * 1000
@@ -100,10 +103,14 @@ class _Sender:
     sleep: Callable[[float], None]
     outcome: BatchOutcome
 
-    def send_part(self, rows: Sequence[Any], offset: int, state: _BisectState) -> None:
+    def send_part(
+        self, rows: Sequence[Any], offset: int, state: _BisectState, request: Any = None
+    ) -> None:
         outcome = self.outcome
         try:
-            result = self._with_retries(self.encoder.request(rows))
+            if request is None:
+                request = self.encoder.request(rows)
+            result = self._with_retries(request)
         except DataRejectedError as exc:
             outcome.code = exc.code
             outcome.http_status = exc.http_status

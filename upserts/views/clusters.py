@@ -155,7 +155,9 @@ def collection_schema(request: HttpRequest, pk: int, collection: str) -> HttpRes
             "database": database,
             "collection": collection,
             "schema": schema,
-            "warnings": schema_warnings(schema) if schema else [],
+            "warnings": (
+                schema_warnings(schema, api_version=cluster.api_version) if schema else []
+            ),
             "error": error,
         },
     )
