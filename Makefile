@@ -3,6 +3,10 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-dev
+# milvus-lite 3.2.2, a gRPC-only Milvus server for the tests, needs pymilvus 3 beside it, and
+# the console's pymilvus 2.4 (the newest that reaches Milvus 2.3.5) cannot share a venv with it.
+LITE_VENV := .venv-lite
+LITE_STAMP := $(LITE_VENV)/.installed
 
 .PHONY: install demo test lint format migrate run worker
 
@@ -14,12 +18,18 @@ $(STAMP): requirements.txt requirements-dev.txt | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
 	touch $@
 
-install: $(STAMP)
+$(LITE_STAMP): requirements-lite.txt
+	rm -rf $(LITE_VENV)
+	$(PYTHON) -m venv $(LITE_VENV)
+	$(LITE_VENV)/bin/python -m pip install --quiet -r requirements-lite.txt
+	touch $@
+
+install: $(STAMP) $(LITE_STAMP)
 
 demo: $(STAMP)
 	$(BIN)/python manage.py rundemo
 
-test: $(STAMP)
+test: $(STAMP) $(LITE_STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)

@@ -21,6 +21,7 @@ from tests.helpers import (
     PROJECT_DIR,
     WORKER_TEST_SETTINGS,
     CeleryWorkerProcess,
+    MilvusLiteServer,
     database_url_of_test_database,
 )
 from tests.milvus.fake_cluster import FakeCluster
@@ -203,6 +204,17 @@ def books_cluster(fake_cluster: FakeCluster, db: None) -> Any:
 @pytest.fixture(scope="session")
 def milvus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalMilvus]:
     server = LocalMilvus(tmp_path_factory.mktemp("milvus")).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def milvus_lite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MilvusLiteServer]:
+    """milvus-lite 3.2.2's gRPC server: a newer Milvus API than the embedded one, no REST."""
+    home = tmp_path_factory.mktemp("milvus-lite")
+    server = MilvusLiteServer(home / "data", home / "server.log").start()
     try:
         yield server
     finally:

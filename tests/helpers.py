@@ -51,6 +51,53 @@ def database_url_of_test_database() -> str:
     return f"postgres://{credentials}{host}{port}/{db['NAME']}"
 
 
+class MilvusLiteServer:
+    """milvus-lite's gRPC server (3.2.2, from .venv-lite), a process of its own on a free port.
+
+    It speaks a newer Milvus API than the embedded 2.3.5 (nullable fields, partial updates) and
+    no REST at all, so it is the second real target of the gRPC transport.
+    """
+
+    PROGRAM = PROJECT_DIR / ".venv-lite" / "bin" / "milvus-lite"
+
+    def __init__(self, data_dir: Path, log_path: Path) -> None:
+        self.data_dir = data_dir
+        self.log_path = log_path
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self._process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> "MilvusLiteServer":
+        if not self.PROGRAM.exists():
+            raise RuntimeError(f"{self.PROGRAM} is missing; `make install` creates it")
+        with self.log_path.open("wb") as log:
+            self._process = subprocess.Popen(
+                [
+                    str(self.PROGRAM),
+                    "server",
+                    "--data-dir",
+                    str(self.data_dir),
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(self.port),
+                ],  # fmt: skip
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        wait_for_port(self.port, timeout=90, process=self._process)
+        return self
+
+    def stop(self) -> None:
+        if self._process is not None and self._process.poll() is None:
+            self._process.terminate()
+            try:
+                self._process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+                self._process.wait()
+
+
 class CeleryWorkerProcess:
     """A real ``celery worker`` subprocess bound to the test database and queue."""
 

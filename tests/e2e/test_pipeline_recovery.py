@@ -106,6 +106,7 @@ def test_a_job_killed_mid_way_resumes_from_its_checkpoint_with_exact_counts(
 
 
 @pytest.mark.milvus
+@BOTH_TRANSPORTS
 def test_a_slice_that_runs_out_of_time_continues_where_it_stopped(books, upload, milvus):
     job = upload(jsonl([book(i) for i in range(1, 1001)]), "rows.jsonl", books, batch_size=50)
 
@@ -122,6 +123,7 @@ def test_a_slice_that_runs_out_of_time_continues_where_it_stopped(books, upload,
 
 
 @pytest.mark.milvus
+@BOTH_TRANSPORTS
 def test_a_cancelled_job_stops_between_batches_with_true_counters(books, upload):
     job = upload(jsonl([book(i) for i in range(1, 2001)]), "rows.jsonl", books, batch_size=50)
     UpsertJob.objects.filter(pk=job.pk).update(cancel_requested=True)

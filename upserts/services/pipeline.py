@@ -512,6 +512,8 @@ def _audit_end(job: UpsertJob, action: str) -> None:
         target=job,
         details={
             "status": job.status,
+            # The transport that carried the rows: a cluster's API may be changed later.
+            "api": job.cluster.api_version,
             "rows_read": job.rows_read,
             "rows_upserted": job.rows_upserted,
             "rows_failed": job.rows_failed,

@@ -242,6 +242,7 @@ def job_summary(job: UpsertJob) -> dict[str, Any]:
         "sha256": job.sha256,
         "format": job.file_format + (".gz" if job.is_gzipped else ""),
         "cluster": job.cluster.name,
+        "api": job.cluster.api_version,
         "database": job.database_name,
         "collection": job.collection_name,
         "partition": job.partition_name,

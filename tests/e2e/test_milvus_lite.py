@@ -1,0 +1,111 @@
+"""Jobs over gRPC into milvus-lite 3.2.2, a second real server with a newer Milvus API than the
+embedded 2.3.5: the same requests land there too, read back through pymilvus."""
+
+import io
+import json
+import uuid
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from pymilvus import DataType, MilvusClient
+
+from upserts.models import AuditAction, AuditEvent, ClusterEndpoint, FailedRow, JobStatus
+from upserts.selectors import entity_writes
+
+pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
+
+
+@pytest.fixture
+def lite_client(milvus_lite):
+    client = MilvusClient(uri=milvus_lite.url)
+    try:
+        yield client
+    finally:
+        client.close()
+
+
+@pytest.fixture
+def lite_books(lite_client) -> str:
+    """A books collection with a JSON field and the dynamic field on."""
+    name = f"lite_{uuid.uuid4().hex[:12]}"
+    schema = lite_client.create_schema(auto_id=False, enable_dynamic_field=True)
+    schema.add_field("book_id", DataType.INT64, is_primary=True)
+    schema.add_field("title", DataType.VARCHAR, max_length=64)
+    schema.add_field("meta", DataType.JSON)
+    schema.add_field("emb", DataType.FLOAT_VECTOR, dim=4)
+    index = lite_client.prepare_index_params()
+    index.add_index("emb", index_type="FLAT", metric_type="L2")
+    lite_client.create_collection(name, schema=schema, index_params=index)
+    return name
+
+
+@pytest.fixture
+def lite_cluster(milvus_lite) -> ClusterEndpoint:
+    return ClusterEndpoint.objects.create(
+        name="milvus-lite", base_url=milvus_lite.url, api_version="grpc"
+    )
+
+
+def stored(client: MilvusClient, collection: str) -> dict[int, dict]:
+    rows = client.query(collection, filter="book_id >= 0", output_fields=["*"])
+    return {int(row["book_id"]): row for row in rows}
+
+
+def test_a_json_lines_job_lands_with_its_json_and_dynamic_fields(
+    lite_client, lite_books, lite_cluster, upload, run_in_worker
+):
+    rows = [
+        {"book_id": i, "title": f"Book {i}", "meta": {"shelf": i}, "emb": [0.5, 0.25, 0.0, i],
+         "year": 2000 + i}
+        for i in range(1, 41)
+    ]  # fmt: skip
+    rows[9]["emb"] = [1.0]  # refused by the checks before anything is sent
+    big = 2**63 - 1
+    rows.append({**rows[0], "book_id": big, "title": "Largest key"})
+    content = b"".join(json.dumps(row).encode() + b"\n" for row in rows)
+
+    job = run_in_worker(upload(content, "books.jsonl", lite_books, cluster=lite_cluster))
+
+    assert job.status == JobStatus.PARTIALLY_FAILED, job.error_message
+    assert (job.rows_read, job.rows_upserted, job.rows_failed) == (41, 40, 1)
+    assert FailedRow.objects.get(job=job).row_number == 10
+    ended = AuditEvent.objects.get(action=AuditAction.JOB_FINISHED, target_id=str(job.pk))
+    assert ended.details["api"] == "grpc" and ended.details["rows_upserted"] == 40
+    entities = stored(lite_client, lite_books)
+    assert len(entities) == 40
+    assert entities[7]["meta"] == {"shelf": 7} and entities[7]["year"] == 2007
+    assert entities[7]["emb"] == pytest.approx([0.5, 0.25, 0.0, 7.0])
+    assert entities[big]["title"] == "Largest key"
+    # The ids the batch saved are the server's, exact beyond 2**53.
+    assert [w.job_id for w in entity_writes(entity_id=str(big), collection_name=lite_books)] == [
+        job.pk
+    ]
+
+
+def test_parquet_vectors_land_bit_for_bit(
+    lite_client, lite_books, lite_cluster, upload, run_in_worker
+):
+    vectors = np.random.default_rng(7).standard_normal((300, 4)).astype(np.float32)
+    table = pa.table(
+        {
+            "book_id": pa.array(range(300), pa.int64()),
+            "title": pa.array([f"Book {i}" for i in range(300)]),
+            "meta": pa.array([json.dumps({"n": i}) for i in range(300)]),
+            "emb": pa.array(list(vectors), pa.list_(pa.float32())),
+        }
+    )
+    out = io.BytesIO()
+    pq.write_table(table, out, row_group_size=128)
+
+    job = run_in_worker(
+        upload(out.getvalue(), "books.parquet", lite_books, cluster=lite_cluster, batch_size=100)
+    )
+
+    assert job.status == JobStatus.SUCCEEDED, job.error_message
+    assert job.rows_upserted == 300 and job.batches_done == 3
+    entities = stored(lite_client, lite_books)
+    back = np.array([entities[i]["emb"] for i in range(300)], dtype=np.float32)
+    assert np.array_equal(back, vectors)
+    assert entities[299]["meta"] == {"n": 299}
