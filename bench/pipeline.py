@@ -7,7 +7,8 @@ the same load:
     bodies posted in a tight loop at 1, 2 and 4 requests in flight. The best of those is the
     limit no pipeline can beat, so the pipeline is judged against it rather than in isolation.
 (b) How close the real pipeline (``create_job`` + ``run_job_slice``) gets to that limit from a
-    JSON Lines, a CSV and a Parquet file holding the same rows. Raw REST at the best count and
+    JSON Lines, a CSV and a Parquet file holding the same rows, at the best count or a job's
+    default (2 in flight), whichever is more. Raw REST at the best count and
     the three files are measured in turn, for several rounds, and the medians are compared:
     Milvus' own CPU per row swings by a tenth or more between phases (a segment sealed, a
     compaction), and one measurement of each would mostly show where those landed.
@@ -880,6 +881,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         setup_django(workdir)
         from upserts.milvus.client import ClusterClient, ClusterConfig, make_session
+        from upserts.job_limits import MAX_IN_FLIGHT
         from upserts.milvus.grpc_client import GrpcClusterClient
 
         source = RowSource()
@@ -949,7 +951,7 @@ def main(argv: list[str] | None = None) -> int:
                         paths[label],
                         label,
                         args.rows,
-                        in_flight,
+                        max(in_flight, MAX_IN_FLIGHT.default),
                         args.min_seconds,
                         transport,
                     )
