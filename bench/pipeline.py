@@ -880,8 +880,8 @@ def main(argv: list[str] | None = None) -> int:
     workdir = Path(tempfile.mkdtemp(prefix="bench-pipeline-"))
     try:
         setup_django(workdir)
-        from upserts.milvus.client import ClusterClient, ClusterConfig, make_session
         from upserts.job_limits import MAX_IN_FLIGHT
+        from upserts.milvus.client import ClusterClient, ClusterConfig, make_session
         from upserts.milvus.grpc_client import GrpcClusterClient
 
         source = RowSource()

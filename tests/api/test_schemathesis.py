@@ -55,9 +55,9 @@ def clusters_reach_only_a_fake(monkeypatch, fake_cluster) -> FakeCluster:
     FakeCollection().serve(fake_cluster)
 
     def to_the_fake(cluster: Any) -> ClusterClient:
-        return ClusterClient(
-            ClusterConfig(base_url=fake_cluster.url, api_version=cluster.api_version)
-        )
+        # The fake answers REST: a generated gRPC cluster is reached through its v1 API.
+        api_version = "v1" if cluster.api_version == "grpc" else cluster.api_version
+        return ClusterClient(ClusterConfig(base_url=fake_cluster.url, api_version=api_version))
 
     monkeypatch.setattr("upserts.services.clusters.client_for", to_the_fake)
     return fake_cluster

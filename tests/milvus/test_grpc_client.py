@@ -20,7 +20,8 @@ from upserts.milvus.errors import (
     FatalTargetError,
     RetryableClusterError,
 )
-from upserts.milvus.grpc_client import ColumnEncoder, GrpcClusterClient, grpc_address
+from upserts.milvus.grpc_client import GrpcClusterClient, grpc_address
+from upserts.milvus.grpc_columns import ColumnEncoder
 from upserts.milvus.network import NetworkPolicy
 from upserts.milvus.schema import CollectionSchema, FieldSchema
 from upserts.readers import NumberVector

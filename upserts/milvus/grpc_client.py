@@ -6,23 +6,19 @@ The requests are the official ``pymilvus`` package's generated messages, sent ov
 our own rather than through ``MilvusClient``: that keeps the REST client's guarantees here too.
 The channel connects to an address the ``NetworkPolicy`` allows, resolved once and used as an
 IP, so a name cannot resolve elsewhere later; nothing retries or sleeps, every failure is one
-of the ``errors`` classes; answers are read up to the same size limit. And an upsert is built
-column by column from the checked rows: a float vector goes into the request as the bytes of
-one numpy array per batch, never as a Python float per value.
+of the ``errors`` classes; answers are read up to the same size limit. Upserts are built by
+``grpc_columns``.
 """
 
 import base64
 import socket
 import ssl
 import time
-from collections.abc import Sequence
 from types import TracebackType
 from typing import Any
 from urllib.parse import urlsplit
 
 import grpc
-import numpy as np
-import orjson
 from cryptography import x509
 from pymilvus.grpc_gen import common_pb2, milvus_pb2, milvus_pb2_grpc, schema_pb2
 
@@ -35,11 +31,11 @@ from .errors import (
     RetryableClusterError,
     classify_failure,
 )
+from .grpc_columns import ColumnEncoder
 from .schema import CollectionSchema, FieldSchema
 from .transport import RowForm, UpsertResult
 
 DEFAULT_GRPC_PORT = 19530
-DYNAMIC_FIELD = "$meta"
 _RETRYABLE_STATUS = frozenset(
     {
         grpc.StatusCode.UNAVAILABLE,
@@ -66,20 +62,6 @@ _LEGACY_CODES = {
     56: 8,  # NotReadyServe
     57: 8,  # NotReadyCoordActivating
 }
-_SCALAR_TYPES = {
-    "Bool": ("bool_data", schema_pb2.BoolArray),
-    "Int8": ("int_data", schema_pb2.IntArray),
-    "Int16": ("int_data", schema_pb2.IntArray),
-    "Int32": ("int_data", schema_pb2.IntArray),
-    "Int64": ("long_data", schema_pb2.LongArray),
-    "Float": ("float_data", schema_pb2.FloatArray),
-    "Double": ("double_data", schema_pb2.DoubleArray),
-    "VarChar": ("string_data", schema_pb2.StringArray),
-    "String": ("string_data", schema_pb2.StringArray),
-}
-_VECTOR_TYPES = frozenset(
-    {"FloatVector", "BinaryVector", "Float16Vector", "BFloat16Vector", "SparseFloatVector"}
-)
 _KEEPALIVE_MS = 55_000
 
 
@@ -247,7 +229,7 @@ class GrpcClusterClient:
 
     def upsert_encoder(
         self, *, database: str, collection: str, schema: CollectionSchema, partition: str = ""
-    ) -> "ColumnEncoder":
+    ) -> ColumnEncoder:
         return ColumnEncoder(schema, database=database, collection=collection, partition=partition)
 
     def send_upsert(self, request: milvus_pb2.UpsertRequest) -> UpsertResult:
@@ -393,231 +375,3 @@ def _int_or_none(text: str | None) -> int | None:
         return int(text) if text is not None else None
     except ValueError:
         return None
-
-
-def _varint(value: int) -> bytes:
-    out = bytearray()
-    while True:
-        byte = value & 0x7F
-        value >>= 7
-        if value:
-            out.append(byte | 0x80)
-        else:
-            out.append(byte)
-            return bytes(out)
-
-
-def _vector_values(value: Any) -> Any:
-    """A row's vector as a numpy array or list, whichever the reader gave."""
-    values = getattr(value, "values", None)
-    return value if values is None else values
-
-
-def _row_major(values: list[Any], dtype: Any, dim: int) -> np.ndarray:
-    """The rows' vectors end to end, one array for the column.
-
-    A column of the wrong size is refused here (ValueError): Milvus 2.3.5 answers one with an
-    error code of "unexpected error" (65535), which would stop the job rather than split the
-    batch down to the row of the wrong dimension.
-    """
-    arrays = [_vector_values(value) for value in values]
-    # From Python floats, numpy fills a float64 array about seven times faster than a float32
-    # one (one C double per element, no rounding), and the cast after costs little.
-    through = np.float64 if arrays and isinstance(arrays[0], list) else dtype
-    try:
-        flat = np.asarray(arrays, dtype=through).ravel().astype(dtype, copy=False)
-    except ValueError:
-        flat = np.concatenate([np.asarray(array, dtype=dtype).ravel() for array in arrays])
-    if flat.size != len(values) * dim:
-        if len(values) == 1:
-            raise ValueError(f"the vector has {flat.size} values; the field's dimension is {dim}")
-        raise ValueError(
-            f"{len(values)} vectors hold {flat.size} values, not {len(values)} × {dim}"
-        )
-    return flat
-
-
-def _bfloat16_bytes(values: list[Any], dim: int) -> bytes:
-    bits = _row_major(values, np.float32, dim).view(np.uint32)
-    # Round to nearest even, as numpy and torch do when they cast to bfloat16.
-    rounded = (bits + 0x7FFF + ((bits >> 16) & 1)) >> 16
-    return rounded.astype("<u2").tobytes()
-
-
-def _sparse_row(value: Any) -> bytes:
-    """A sparse vector ({index: value}) as Milvus stores it: (uint32 index, float32 value)
-    pairs in index order."""
-    pairs = sorted((int(index), float(number)) for index, number in dict(value).items())
-    packed = np.empty(len(pairs), dtype=[("index", "<u4"), ("value", "<f4")])
-    for position, (index, number) in enumerate(pairs):
-        packed[position] = (index, number)
-    return packed.tobytes()
-
-
-def _json_default(value: Any) -> Any:
-    values = getattr(value, "values", None)
-    if values is not None:
-        return values
-    raise TypeError(f"cannot encode {type(value).__name__} as JSON")
-
-
-_JSON_OPTIONS = orjson.OPT_SERIALIZE_NUMPY
-
-
-class ColumnEncoder:
-    """Builds upsert requests for one collection from checked entities, column by column."""
-
-    def __init__(
-        self, schema: CollectionSchema, *, database: str, collection: str, partition: str = ""
-    ) -> None:
-        unsupported = [
-            f"`{field.name}` ({field.data_type})"
-            for field in schema.fields
-            if field.data_type not in _SCALAR_TYPES
-            and field.data_type not in _VECTOR_TYPES
-            and field.data_type not in ("JSON", "Array")
-        ]
-        if unsupported:
-            raise FatalTargetError(
-                f"The console cannot write {', '.join(unsupported)} over gRPC; choose the v2 "
-                "REST API for this cluster"
-            )
-        self.schema = schema
-        self.database = database
-        self.collection = collection
-        self.partition = partition
-        self._fields = tuple(schema.fields)
-        self._names = frozenset(field.name for field in schema.fields)
-        self._dynamic = schema.enable_dynamic_field
-        # What every row's vectors add to a request, whatever their values.
-        self._fixed_bytes = sum(_vector_bytes(field) for field in schema.fields)
-        self._vector_names = frozenset(f.name for f in schema.fields if f.is_vector)
-
-    def row_size(self, row: dict[str, Any]) -> int:
-        size = self._fixed_bytes
-        for name, value in row.items():
-            if name in self._vector_names:
-                continue
-            if isinstance(value, str | bytes):
-                size += len(value) + 2
-            elif isinstance(value, int | float | bool) or value is None:
-                size += 9
-            else:
-                try:
-                    size += len(orjson.dumps(value, default=_json_default, option=_JSON_OPTIONS))
-                except (TypeError, RecursionError):
-                    # Refused when its request is built; the bisection reports the row.
-                    size += 64
-        return size
-
-    def entity(self, row: dict[str, Any]) -> dict[str, Any]:
-        return row
-
-    def request(self, rows: Sequence[dict[str, Any]]) -> milvus_pb2.UpsertRequest:
-        columns = [self._column(field, rows) for field in self._fields]
-        if self._dynamic:
-            columns.append(self._dynamic_column(rows))
-        return milvus_pb2.UpsertRequest(
-            db_name=self.database,
-            collection_name=self.collection,
-            partition_name=self.partition,
-            fields_data=columns,
-            num_rows=len(rows),
-        )
-
-    def _column(self, field: FieldSchema, rows: Sequence[dict[str, Any]]) -> schema_pb2.FieldData:
-        name = field.name
-        try:
-            values = [row[name] for row in rows]
-        except KeyError:
-            index = next(i for i, row in enumerate(rows) if name not in row)
-            raise DataRejectedError(
-                f"row {index} of the batch has no field `{name}`",
-                cluster_message=f"the row has no field `{name}`",
-            ) from None
-        data = schema_pb2.FieldData(
-            type=schema_pb2.DataType.Value(field.data_type), field_name=name
-        )
-        try:
-            self._fill(data, field, values)
-        except (TypeError, ValueError, OverflowError) as exc:
-            raise DataRejectedError(
-                f"The field `{name}` of the batch cannot be sent over gRPC: {exc}",
-                cluster_message=f"field `{name}`: {exc}",
-            ) from None
-        return data
-
-    def _fill(self, data: schema_pb2.FieldData, field: FieldSchema, values: list[Any]) -> None:
-        kind = field.data_type
-        if kind in _SCALAR_TYPES:
-            slot, array = _SCALAR_TYPES[kind]
-            getattr(data.scalars, slot).CopyFrom(array(data=values))
-        elif kind == "JSON":
-            data.scalars.json_data.data.extend(
-                orjson.dumps(value, default=_json_default, option=_JSON_OPTIONS) for value in values
-            )
-        elif kind == "Array":
-            self._fill_array(data, field, values)
-        elif kind == "FloatVector":
-            data.vectors.dim = field.dim or 0
-            raw = _row_major(values, "<f4", data.vectors.dim).tobytes()
-            # Parsed in place from its wire form: no float passes through Python, and the
-            # bytes are copied once.
-            data.vectors.float_vector.MergeFromString(b"\x0a" + _varint(len(raw)) + raw)
-        elif kind == "BinaryVector":
-            data.vectors.dim = field.dim or 0
-            data.vectors.binary_vector = b"".join(
-                bytes(value) if isinstance(value, bytes | bytearray) else bytes(list(value))
-                for value in values
-            )
-        elif kind == "Float16Vector":
-            data.vectors.dim = field.dim or 0
-            data.vectors.float16_vector = _row_major(values, "<f2", data.vectors.dim).tobytes()
-        elif kind == "BFloat16Vector":
-            data.vectors.dim = field.dim or 0
-            data.vectors.bfloat16_vector = _bfloat16_bytes(values, data.vectors.dim)
-        elif kind == "SparseFloatVector":
-            contents = [_sparse_row(value) for value in values]
-            top = max((max(map(int, dict(v)), default=-1) for v in values), default=-1)
-            data.vectors.sparse_float_vector.CopyFrom(
-                schema_pb2.SparseFloatArray(contents=contents, dim=top + 1)
-            )
-
-    def _fill_array(
-        self, data: schema_pb2.FieldData, field: FieldSchema, values: list[Any]
-    ) -> None:
-        element = field.element_type or ""
-        if element not in _SCALAR_TYPES:
-            raise ValueError(f"arrays of {element or 'unknown elements'} are not supported")
-        slot, array = _SCALAR_TYPES[element]
-        column = data.scalars.array_data
-        column.element_type = schema_pb2.DataType.Value(element)
-        for value in values:
-            cell = schema_pb2.ScalarField()
-            getattr(cell, slot).CopyFrom(array(data=list(value)))
-            column.data.append(cell)
-
-    def _dynamic_column(self, rows: Sequence[dict[str, Any]]) -> schema_pb2.FieldData:
-        names = self._names
-        data = schema_pb2.FieldData(
-            type=schema_pb2.DataType.JSON, field_name=DYNAMIC_FIELD, is_dynamic=True
-        )
-        data.scalars.json_data.data.extend(
-            orjson.dumps(
-                {key: value for key, value in row.items() if key not in names},
-                default=_json_default,
-                option=_JSON_OPTIONS,
-            )
-            for row in rows
-        )
-        return data
-
-
-def _vector_bytes(field: FieldSchema) -> int:
-    dim = field.dim or 0
-    return {
-        "FloatVector": 4 * dim,
-        "Float16Vector": 2 * dim,
-        "BFloat16Vector": 2 * dim,
-        "BinaryVector": dim // 8,
-    }.get(field.data_type, 0)

@@ -51,6 +51,10 @@ def _channel_for(cluster_id: int, config: ClusterConfig) -> GrpcChannel:
         channel = _channels.get(key)
         if channel is None:
             channel = _channels[key] = GrpcChannel(config)
+            # The cluster's channels of its settings before a change are not handed out again;
+            # one still in use by a request goes when its last user lets go of it.
+            for stale in [k for k in _channels if k[:2] == key[:2] and k != key]:
+                del _channels[stale]
         return channel
 
 

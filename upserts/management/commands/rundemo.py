@@ -42,6 +42,7 @@ from upserts.tasks import record_worker_heartbeat
 
 DEMO_USERNAME = "demo"
 DEMO_CLUSTER_NAME = "demo-milvus"
+DEMO_GRPC_CLUSTER_NAME = "demo-milvus-grpc"
 
 
 def _port_is_free(port: int) -> bool:
@@ -242,15 +243,17 @@ class Command(BaseCommand):
         return password
 
     def _ensure_demo_cluster(self, milvus_url: str) -> None:
-        ClusterEndpoint.objects.update_or_create(
-            name=DEMO_CLUSTER_NAME,
-            defaults={
-                "base_url": milvus_url,
-                "api_version": "v1",
-                "default_database": "default",
-                "is_enabled": True,
-            },
-        )
+        # Milvus answers REST and gRPC on one port: one cluster endpoint for each.
+        for name, api_version in ((DEMO_CLUSTER_NAME, "v1"), (DEMO_GRPC_CLUSTER_NAME, "grpc")):
+            ClusterEndpoint.objects.update_or_create(
+                name=name,
+                defaults={
+                    "base_url": milvus_url,
+                    "api_version": api_version,
+                    "default_database": "default",
+                    "is_enabled": True,
+                },
+            )
 
     def _spawn(
         self,
@@ -278,6 +281,7 @@ class Command(BaseCommand):
         self.stdout.write(
             f"  cluster:    {DEMO_CLUSTER_NAME} → {milvus_url} (collection {DEMO_COLLECTION})"
         )
+        self.stdout.write(f"              {DEMO_GRPC_CLUSTER_NAME} → the same Milvus over gRPC")
         self.stdout.write(f"  sample:     {sample}")
         self.stdout.write(f"  logs:       {log_dir}")
         self.stdout.write("Press Ctrl-C to stop every process the demo started.\n")
