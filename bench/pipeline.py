@@ -303,7 +303,9 @@ def split_cpus(milvus_cpus: int) -> tuple[set[int], set[int]]:
 
 
 @contextlib.contextmanager
-def embedded_milvus(workdir: Path, cpus: set[int] | None = None) -> Iterator[Any]:
+def embedded_milvus(
+    workdir: Path, cpus: set[int] | None = None, *, listen_port: int | None = None
+) -> Iterator[Any]:
     """A Milvus of its own; on ``cpus`` only, when given (it starts with this process's CPU
     set, so the Go runtime sizes itself to them, and this process then moves off them)."""
     from console.localservices import LocalMilvus, free_port
@@ -312,7 +314,7 @@ def embedded_milvus(workdir: Path, cpus: set[int] | None = None) -> Iterator[Any
     server.server.show_startup_banner = False
     # The package would take the first free port from 19530 up, the same one another session
     # starting a Milvus at the same moment would take; a random free port makes that unlikely.
-    server.server.listen_port = free_port()
+    server.server.listen_port = listen_port or free_port()
     own_cpus = os.sched_getaffinity(0)
     try:
         if cpus is not None:
@@ -326,9 +328,56 @@ def embedded_milvus(workdir: Path, cpus: set[int] | None = None) -> Iterator[Any
         server.stop()
 
 
+class RestartedMilvus:
+    """An embedded Milvus started anew on an empty folder, on the same port, before each phase.
+
+    One Milvus kept for a whole run slows as the run goes on: the same raw requests sent twice
+    in a row on a fresh collection cost it 86 and then 139 µs a row. A server of its own per
+    phase takes that drift out of the comparison, at about 15 s a phase.
+    """
+
+    def __init__(self, workdir: Path, cpus: set[int] | None) -> None:
+        from console.localservices import free_port
+
+        self.workdir = workdir
+        self.cpus = cpus
+        self.listen_port = free_port()
+        self.starts = 0
+        self.current: Any = None
+        self._stack = contextlib.ExitStack()
+
+    def restart(self) -> None:
+        self._stack.close()
+        shutil.rmtree(self.workdir / f"milvus-{self.starts}", ignore_errors=True)
+        self.starts += 1
+        folder = self.workdir / f"milvus-{self.starts}"
+        self.current = self._stack.enter_context(
+            embedded_milvus(folder, self.cpus, listen_port=self.listen_port)
+        )
+
+    def stop(self) -> None:
+        self._stack.close()
+
+    @property
+    def url(self) -> str:
+        return str(self.current.url)
+
+    @property
+    def port(self) -> int:
+        return int(self.current.port)
+
+    @property
+    def server(self) -> Any:
+        return self.current.server
+
+
 def fresh_collection(milvus: Any) -> None:
-    """A new empty collection per phase, so no phase pays for the deletes an earlier one left."""
+    """A new empty collection per phase, so no phase pays for the deletes an earlier one left;
+    in a new Milvus when the run restarts it per phase."""
     from console.localservices import create_collection
+
+    if isinstance(milvus, RestartedMilvus):
+        milvus.restart()
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
@@ -410,6 +459,7 @@ def measure_raw(
 ) -> Measurement:
     """The requests sent at ``in_flight`` requests in flight, into a fresh collection."""
     fresh_collection(milvus)
+    wait_for_answers(client)
     watch = Stopwatch(
         f"raw {transport_label(transport)}, {in_flight} in flight", milvus_pid(milvus)
     )
@@ -418,6 +468,21 @@ def measure_raw(
     watch.finish()
     measurement.extra = {"in_flight": in_flight, "transport": transport}
     return measurement
+
+
+def wait_for_answers(client: Any, timeout: float = 60) -> None:
+    """Until the client's connection answers: after a restart, a gRPC channel reconnects."""
+    from upserts.milvus.errors import RetryableClusterError
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            client.list_collections("")
+            return
+        except RetryableClusterError:
+            if time.monotonic() >= deadline:
+                raise
+            time.sleep(0.5)
 
 
 def transport_label(transport: str) -> str:
@@ -483,10 +548,13 @@ def measure_pipeline(
     Only the runs are timed: create_job (copying and fingerprinting the upload) is the web
     request's work, not the worker's. Every job must have upserted every row.
     """
+    from upserts.services.clusters import client_for
     from upserts.services.uploads import create_job
 
     fresh_collection(milvus)
     cluster = bench_cluster(milvus, transport)
+    # The process's connections to a restarted Milvus reconnect here, not in the timed run.
+    wait_for_answers(client_for(cluster))
     watch = Stopwatch(f"pipeline {transport_label(transport)}, {label}", milvus_pid(milvus))
     jobs: list[int] = []
     while watch.measurement.seconds < min_seconds:
@@ -851,6 +919,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default="rest,grpc",
         help="the transports measured in (a) and (b), of rest and grpc (default rest,grpc)",
     )
+    parser.add_argument(
+        "--restart-milvus",
+        action="store_true",
+        help="start Milvus anew on an empty folder before every phase, so that its slowing "
+        "over a run does not favour the phases that come first (about 15 s a phase)",
+    )
     parser.add_argument("--skip-rss", action="store_true", help="leave out the peak-RSS runs")
     parser.add_argument("--json-out", type=Path, help="also write the figures as JSON here")
     args = parser.parse_args(argv)
@@ -897,12 +971,16 @@ def main(argv: list[str] | None = None) -> int:
             say(f"CPUs: Milvus on {sorted(milvus_cpus)}, this process on {sorted(own_cpus)}")
         else:
             say(f"CPUs: Milvus and this process share all {milvus_cores}")
-        with (
-            embedded_milvus(workdir / "milvus", milvus_cpus) as milvus,
-            make_session() as session,
-        ):
-            say(f"Milvus at {milvus.url} (pid {milvus_pid(milvus)})")
+        with contextlib.ExitStack() as stack:
+            session = stack.enter_context(make_session())
+            milvus: Any
+            if args.restart_milvus:
+                milvus = RestartedMilvus(workdir, milvus_cpus)
+                stack.callback(milvus.stop)
+            else:
+                milvus = stack.enter_context(embedded_milvus(workdir / "milvus", milvus_cpus))
             fresh_collection(milvus)
+            say(f"Milvus at {milvus.url} (pid {milvus_pid(milvus)})")
             levels: list[Measurement] = []
             raws: dict[str, Phase] = {}
             pipeline: list[Phase] = []
