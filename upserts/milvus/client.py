@@ -61,6 +61,25 @@ def token_problem(token: str) -> str | None:
     return None
 
 
+def redact_token(text: str, token: str) -> str:
+    """``text`` without the token, nor the password of a "user:password" token."""
+    if not token:
+        return text
+    text = text.replace(token, "***")
+    _, _, password = token.partition(":")
+    if len(password) >= 4:
+        text = text.replace(password, "***")
+    return text
+
+
+def address_refused(url: str, refusal: str) -> FatalTargetError:
+    """The failure of a connection the network policy refuses (``refusal`` says why)."""
+    return FatalTargetError(
+        f"The console does not connect to {url}: {refusal}. Give the cluster an address in a "
+        "network the console may reach (CLUSTER_DENIED_NETWORKS, CLUSTER_ALLOWED_NETWORKS)"
+    )
+
+
 @dataclass(frozen=True)
 class ClusterConfig:
     """How to reach one cluster. Build it from a ``ClusterEndpoint`` at the edge of the app."""
@@ -366,14 +385,7 @@ class ClusterClient:
         return headers
 
     def _redact(self, text: str) -> str:
-        token = self.config.token
-        if not token:
-            return text
-        text = text.replace(token, "***")
-        _, _, password = token.partition(":")
-        if len(password) >= 4:
-            text = text.replace(password, "***")
-        return text
+        return redact_token(text, self.config.token)
 
     def _call(
         self,
@@ -414,10 +426,7 @@ class ClusterClient:
                 # Back to the pool when read to the end; closed when the reading stopped early.
                 response.close()
         except AddressRefused as exc:
-            raise FatalTargetError(
-                f"The console does not connect to {url}: {exc}. Give the cluster an address in a "
-                "network the console may reach (CLUSTER_DENIED_NETWORKS, CLUSTER_ALLOWED_NETWORKS)"
-            ) from exc
+            raise address_refused(url, str(exc)) from exc
         except requests.exceptions.SSLError as exc:
             raise FatalTargetError(
                 self._redact(

@@ -22,7 +22,7 @@ import grpc
 from cryptography import x509
 from pymilvus.grpc_gen import common_pb2, milvus_pb2, milvus_pb2_grpc, schema_pb2
 
-from .client import ClusterConfig, token_problem
+from .client import ClusterConfig, address_refused, redact_token, token_problem
 from .errors import (
     AuthenticationError,
     ClusterError,
@@ -117,15 +117,9 @@ class GrpcChannel:
                 f"network: {exc}"
             ) from exc
         addresses = [str(info[4][0]) for info in found]
-        for address in addresses:
-            reason = self.config.network_policy.refusal(address)
-            if reason:
-                shown = address if address == self.host else f"{self.host} is at {address}, which"
-                raise FatalTargetError(
-                    f"The console does not connect to {url}: {shown} {reason}. Give the cluster "
-                    "an address in a network the console may reach (CLUSTER_DENIED_NETWORKS, "
-                    "CLUSTER_ALLOWED_NETWORKS)"
-                )
+        refused = self.config.network_policy.connection_refusal(self.host, addresses)
+        if refused:
+            raise address_refused(url, refused)
         return addresses[0]
 
     def _tls_credentials(self, address: str) -> tuple[grpc.ChannelCredentials, str]:
@@ -327,14 +321,7 @@ class GrpcClusterClient:
         )
 
     def _redact(self, text: str) -> str:
-        token = self.config.token
-        if not token:
-            return text
-        text = text.replace(token, "***")
-        _, _, password = token.partition(":")
-        if len(password) >= 4:
-            text = text.replace(password, "***")
-        return text
+        return redact_token(text, self.config.token)
 
 
 def collection_from_proto(

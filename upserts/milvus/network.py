@@ -84,6 +84,15 @@ class NetworkPolicy:
             return f"is outside the networks the console connects to ({allowed})"
         return None
 
+    def connection_refusal(self, host: str, addresses: Iterable[str]) -> str | None:
+        """Why ``host``, reached at one of ``addresses``, may not be connected to, or None."""
+        for address in addresses:
+            reason = self.refusal(address)
+            if reason:
+                shown = address if address == host else f"{host} is at {address}, which"
+                return f"{shown} {reason}"
+        return None
+
     def host_refusal(self, host: str, port: int) -> str | None:
         """Why ``host`` may not be connected to, judged by every address it resolves to now.
 
@@ -107,12 +116,10 @@ def _checked(sock: socket.socket, policy: NetworkPolicy, host: str) -> socket.so
     """The socket, once its peer is known to be allowed. Checking the peer after the TCP
     handshake, rather than resolving beforehand, sees the very address used, and a refused
     peer has received no byte of the request."""
-    address = str(sock.getpeername()[0])
-    reason = policy.refusal(address)
-    if reason:
+    refused = policy.connection_refusal(host, [str(sock.getpeername()[0])])
+    if refused:
         sock.close()
-        shown = address if address == host else f"{host} is at {address}, which"
-        raise AddressRefused(f"{shown} {reason}")
+        raise AddressRefused(refused)
     return sock
 
 
