@@ -496,6 +496,18 @@ def test_json_and_array_fields_are_warned_about_for_milvus_2_3_5():
     assert "(`meta`, `tags`)" in warning
 
 
+def test_json_and_array_fields_are_not_warned_about_for_a_grpc_cluster():
+    schema = make_schema(
+        FieldSchema("id", "Int64", is_primary=True),
+        FieldSchema("emb", "FloatVector", dim=2),
+        FieldSchema("meta", "JSON"),
+        FieldSchema("tags", "Array"),
+    )
+
+    assert schema_warnings(schema, api_version="grpc") == []
+    assert len(schema_warnings(schema, api_version="v2")) == 1
+
+
 def test_a_collection_without_a_primary_key_is_warned_about():
     schema = make_schema(FieldSchema("emb", "FloatVector", dim=2))
 
