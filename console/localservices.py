@@ -38,6 +38,18 @@ def port_is_free(port: int) -> bool:
         return True
 
 
+def stop_process(process: subprocess.Popen[Any] | None, *, timeout: float) -> None:
+    """Terminate a server process and wait for it; killed if it outlives ``timeout``."""
+    if process is None or process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
 def wait_for_port(
     port: int, *, timeout: float, process: subprocess.Popen[Any] | None = None
 ) -> None:
@@ -106,13 +118,7 @@ class LocalRedis:
         return self
 
     def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process, timeout=10)
         self.process = None
 
 

@@ -19,7 +19,7 @@ from django.db import connection
 from django.test import Client
 from rest_framework.test import APIClient
 
-from console.localservices import free_port, wait_for_port
+from console.localservices import free_port, stop_process, wait_for_port
 from tests.factories import make_user, make_user_with_role
 from upserts import roles
 from upserts.services.api_tokens import create_api_token
@@ -81,7 +81,7 @@ class MilvusLiteServer:
                     "127.0.0.1",
                     "--port",
                     str(self.port),
-                ],  # fmt: skip
+                ],
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )
@@ -89,13 +89,7 @@ class MilvusLiteServer:
         return self
 
     def stop(self) -> None:
-        if self._process is not None and self._process.poll() is None:
-            self._process.terminate()
-            try:
-                self._process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self._process.kill()
-                self._process.wait()
+        stop_process(self._process, timeout=20)
 
 
 class CeleryWorkerProcess:
@@ -174,13 +168,7 @@ class CeleryWorkerProcess:
                 os.kill(pid, signal.SIGCONT)
 
     def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process, timeout=30)
         self.process = None
 
 

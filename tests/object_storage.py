@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from console.localservices import free_port, wait_for_port
+from console.localservices import free_port, stop_process, wait_for_port
 from tests.helpers import CeleryWorkerProcess
 
 BUCKET = "upserts-test"
@@ -51,13 +51,7 @@ class LocalS3:
         )
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process, timeout=10)
 
     def storage_settings(self) -> dict[str, Any]:
         """``STORAGES["default"]`` for the tests' own process, as ``UPLOAD_STORAGE=s3`` gives."""
