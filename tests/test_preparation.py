@@ -241,3 +241,32 @@ def test_parquet_rows_get_the_plain_check_verdict_and_the_same_numbers(tmp_path)
         # The cluster reads the numbers back as float32: exactly the file's own.
         assert np.array_equal(np.array(sent["emb"], dtype=np.float32), entity["emb"])
         assert {**sent, "emb": None} == {**entity, "emb": None}
+
+
+@pytest.mark.parametrize("file_format", ["jsonl", "csv"])
+def test_over_grpc_a_checked_vector_list_goes_on_as_its_float32_array(file_format):
+    entity = book(emb=[0.1, -1.5, 3, 1e-3])
+    line = orjson.dumps(entity)
+    row = csv_cells(entity) if file_format == "csv" else entity
+    preparer = RowPreparer(SCHEMA, file_format=file_format, row_form="entity")
+
+    key, outgoing = preparer.prepare(row, line if file_format == "jsonl" else None)
+
+    assert key == 7
+    vector = outgoing["emb"]
+    assert type(vector) is NumberVector
+    assert vector.values.dtype == np.dtype("<f4")
+    assert vector.values.tolist() == np.array([0.1, -1.5, 3, 1e-3], dtype=np.float32).tolist()
+    assert vector.peak == 3.0
+    assert outgoing["title"] == "Clock Meadow"
+    assert entity["emb"] == [0.1, -1.5, 3, 1e-3]  # the row as read is left as it was
+
+
+def test_over_grpc_a_refused_vector_is_kept_as_read():
+    entity = book(emb=[0.5, 1e39, 0.5, 0.5])
+    preparer = RowPreparer(SCHEMA, file_format="jsonl", row_form="entity")
+
+    refused = preparer.prepare(entity, orjson.dumps(entity))
+
+    assert isinstance(refused, RefusedRow)
+    assert refused.entity["emb"] == [0.5, 1e39, 0.5, 0.5]

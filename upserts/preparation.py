@@ -12,15 +12,21 @@ cheapest road to the same request:
 - A JSON file (one object or an array): the entity is checked and encoded.
 
 Over gRPC (``row_form="entity"``) nothing is encoded here: the checked entity goes to the
-transport, which builds the request's columns from it (a Parquet vector stays its array).
+transport, which builds the request's columns from it (a Parquet vector stays its array). A
+float vector read as a list (JSON Lines, CSV) becomes its float32 array as soon as it is
+checked, while its floats are still in the CPU's cache: packed one row at a time it costs a
+third of what one conversion per batch costs, and the row then holds 3 KB, not 24 KB, of
+Python floats until its batch is sent.
 
 Checking a vector without a type test per element needs to know that no true or false is in
 it; the JSON text tells, for JSON Lines and CSV.
 """
 
+import struct
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import orjson
 
 from upserts.column_mapping import ColumnMapping
@@ -82,6 +88,15 @@ class RowPreparer:
             for f in schema.fields
             if parquet and f.data_type in ("Float16Vector", "BFloat16Vector")
         }
+        self._packers = (
+            tuple(
+                (f.name, struct.Struct(f"<{f.dim}f"))
+                for f in schema.fields
+                if f.data_type == "FloatVector" and f.dim
+            )
+            if self._as_entity
+            else ()
+        )
 
     def checked(self, entity: dict[str, Any]) -> tuple[dict[str, Any], list[RowProblem]]:
         """The entity as it would be sent and what is wrong with it: what the preview shows."""
@@ -117,7 +132,7 @@ class RowPreparer:
         if problems:
             return RefusedRow(problems, self.unpacker.restore(original, entity))
         if self._as_entity:
-            return entity[self._primary], entity
+            return entity[self._primary], self._packed(entity)
         if encoded is None:
             encoded = orjson.dumps(entity, default=_array_values, option=_ENCODE_OPTIONS)
         return entity[self._primary], encoded
@@ -136,12 +151,21 @@ class RowPreparer:
         if problems:
             return RefusedRow(problems, self.unpacker.restore(original, entity))
         if self._as_entity:
-            return entity[self._primary], entity
+            return entity[self._primary], self._packed(entity)
         # The cells parsed as JSON for the check, so their text is JSON fit to send as it is.
         outgoing = dict(entity)
         for name, text in json_cells:
             outgoing[name] = orjson.Fragment(text)
         return entity[self._primary], orjson.dumps(outgoing)
+
+    def _packed(self, entity: dict[str, Any]) -> dict[str, Any]:
+        """The checked entity with its float vector lists as float32 arrays."""
+        for name, packer in self._packers:
+            value = entity.get(name)
+            if type(value) is list:
+                values = np.frombuffer(packer.pack(*value), dtype="<f4")
+                entity = {**entity, name: NumberVector(values)}
+        return entity
 
 
 def _array_values(value: Any) -> Any:

@@ -134,12 +134,16 @@ def reference_depth(value) -> int:
     return 0
 
 
+@pytest.mark.parametrize("padding", [0, 5000], ids=["short", "long"])
 @pytest.mark.parametrize("seed", range(30))
-def test_nesting_is_measured_as_the_parsed_value_would_have_it(seed):
+def test_nesting_is_measured_as_the_parsed_value_would_have_it(seed, padding):
     rng = random.Random(seed)
     value = random_value(rng)
     for _ in range(rng.randint(0, 8)):
         value = rng.choice([[value], {"x]": value, "y": "[[["}])
+    if padding:
+        # A long text's brackets are counted another way.
+        value = {"pad": "x" * padding, "value": value}
     text = json.dumps(value).encode()
     depth = reference_depth(value)
 

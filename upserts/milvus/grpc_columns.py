@@ -1,8 +1,9 @@
 """Upsert requests of Milvus' gRPC protocol, built column by column from checked rows.
 
 A float vector column goes into the request as the bytes of one numpy array per batch, parsed
-into the message in place: never a Python float per value where the reader gave an array
-(Parquet), and one conversion per batch where it gave lists (JSON Lines, CSV).
+into the message in place: never a Python float per value where the row holds an array (a
+Parquet cell, or a list the row preparer packed as soon as it was checked), and one conversion
+per batch where it holds lists.
 """
 
 from collections.abc import Sequence

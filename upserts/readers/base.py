@@ -8,6 +8,8 @@ import zlib
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
+import numpy as np
+
 UTF8_BOM = b"\xef\xbb\xbf"
 
 # A JSON Lines or CSV line longer than this is not a row of entities but a file without line
@@ -60,14 +62,22 @@ class NumberVector:
     Not a dataclass, which orjson would write out as an object of its fields.
     """
 
-    __slots__ = ("peak", "values")
+    __slots__ = ("_peak", "values")
 
-    def __init__(self, values: Any, peak: float) -> None:
+    def __init__(self, values: Any, peak: float | None = None) -> None:
+        """``peak`` may be left for the vector to work out if it is ever asked for: a vector
+        packed after its check (a list from JSON) never is."""
         self.values = values  # a one-dimensional numpy array of float32 or float64
-        self.peak = peak
+        self._peak = peak
 
     def __repr__(self) -> str:
         return f"NumberVector(size={self.size}, peak={self.peak})"
+
+    @property
+    def peak(self) -> float:
+        if self._peak is None:
+            self._peak = float(np.abs(self.values).max()) if self.size else 0.0
+        return self._peak
 
     @property
     def size(self) -> int:

@@ -13,6 +13,8 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 from upserts.readers.base import FileFormatError
 
 # How much of a row that is too big to read is kept to show what it was.
@@ -39,6 +41,8 @@ class ReadLimits:
 
 DEFAULT_LIMITS = ReadLimits()
 
+# Below this many bytes two bytes.count beat numpy's one call.
+_NUMPY_COUNT_FROM = 4096
 _CHARS = (b"[", b"]", b"{", b"}", b'"', b"\\")
 _BRACKETS = re.compile(rb"[\[\]{}]")
 _STRUCTURE = re.compile(rb'[\[\]{}"]')
@@ -50,10 +54,17 @@ def nesting_exceeds(text: bytes, limit: int, *, json_strings: bool = True) -> bo
 
     Brackets inside JSON strings do not count when ``json_strings`` is set; for CSV, whose
     quotes are not JSON's, every bracket counts (an over-estimate only for brackets in text).
-    A text with fewer brackets than the limit cannot exceed it, which two counts at memory
-    speed settle for nearly every row.
+    A text with fewer brackets than the limit cannot exceed it, which one count settles for
+    nearly every row: numpy's, over a long text, is vectorized ("[" and "{" differ only in the
+    bit 0x20), a third of what two ``bytes.count`` cost on a row of 768 floats.
     """
-    if text.count(b"[") + text.count(b"{") <= limit:
+    if len(text) <= limit:
+        return False
+    if len(text) < _NUMPY_COUNT_FROM:
+        brackets = text.count(b"[") + text.count(b"{")
+    else:
+        brackets = int(np.count_nonzero((np.frombuffer(text, dtype=np.uint8) | 0x20) == 0x7B))
+    if brackets <= limit:
         return False
     depth = 0
     position = 0
