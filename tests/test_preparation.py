@@ -46,6 +46,9 @@ ENTITIES = [
     book(emb=[0.5, None, 0.5, 0.5]),
     book(emb=[0.5, [0.5], 0.5, 0.5]),
     book(emb=[0.5, 1e39, 0.5, 0.5]),
+    # Beyond the float32 limit, though float32 rounds it to the limit itself.
+    book(emb=[0.5, 3.4028235e38, 0.5, 0.5]),
+    book(emb=[0.5, -3.4028234663852886e38, 0.5, 0.5]),
     book(emb=[0.5, 2**64 - 1, 0.5, 0.5]),
     book(emb=[0.5, 0.5, 0.5]),
     book(emb={"0": 0.5}),
@@ -270,3 +273,29 @@ def test_over_grpc_a_refused_vector_is_kept_as_read():
 
     assert isinstance(refused, RefusedRow)
     assert refused.entity["emb"] == [0.5, 1e39, 0.5, 0.5]
+
+
+@pytest.mark.parametrize("file_format", ["jsonl", "csv"])
+@pytest.mark.parametrize("entity", ENTITIES, ids=range(len(ENTITIES)))
+def test_over_grpc_rows_get_the_plain_check_verdict_and_their_vectors_as_float32(
+    entity, file_format
+):
+    if file_format == "csv":
+        row, line = csv_cells(entity), None
+        typed = coerce_text_values(row, SCHEMA)
+    else:
+        row, line, typed = entity, orjson.dumps(entity), entity
+    expected = EntityValidator(SCHEMA).check(typed)
+
+    prepared = RowPreparer(SCHEMA, file_format=file_format, row_form="entity").prepare(row, line)
+
+    if expected:
+        assert isinstance(prepared, RefusedRow)
+        assert (prepared.problems, prepared.entity) == (expected, typed)
+    else:
+        key, outgoing = prepared
+        assert key == typed["book_id"]
+        assert outgoing["emb"].values.tolist() == np.float32(typed["emb"]).tolist()
+        assert {k: v for k, v in outgoing.items() if k != "emb"} == {
+            k: v for k, v in typed.items() if k != "emb"
+        }

@@ -42,6 +42,7 @@ from upserts.validation.text_cells import (
 )
 
 _ENCODE_OPTIONS = orjson.OPT_SERIALIZE_NUMPY
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
 @dataclass(slots=True)
@@ -125,14 +126,16 @@ class RowPreparer:
             entity, encoded = unpacked, None
         if self._from_text:
             return self._prepare_text(original, entity)
-        if encoded is not None:
-            problems = self.validator.check(entity, may_hold_booleans=may_hold_booleans(encoded))
+        if encoded is not None and not may_hold_booleans(encoded):
+            packed = self._packed(entity, unchecked=True)
+            problems = self.validator.check(packed, may_hold_booleans=False)
         else:
+            packed = entity
             problems = self.validator.check(entity)
         if problems:
             return RefusedRow(problems, self.unpacker.restore(original, entity))
         if self._as_entity:
-            return entity[self._primary], self._packed(entity)
+            return entity[self._primary], self._packed(packed)
         if encoded is None:
             encoded = orjson.dumps(entity, default=_array_values, option=_ENCODE_OPTIONS)
         return entity[self._primary], encoded
@@ -147,24 +150,45 @@ class RowPreparer:
             if name in cells and entity[name] is not None
         ]
         booleans = any(may_hold_booleans_text(text) for _, text in json_cells)
-        problems = self.validator.check(entity, may_hold_booleans=booleans)
+        packed = entity if booleans else self._packed(entity, unchecked=True)
+        problems = self.validator.check(packed, may_hold_booleans=booleans)
         if problems:
             return RefusedRow(problems, self.unpacker.restore(original, entity))
         if self._as_entity:
-            return entity[self._primary], self._packed(entity)
+            return entity[self._primary], self._packed(packed)
         # The cells parsed as JSON for the check, so their text is JSON fit to send as it is.
         outgoing = dict(entity)
         for name, text in json_cells:
             outgoing[name] = orjson.Fragment(text)
         return entity[self._primary], orjson.dumps(outgoing)
 
-    def _packed(self, entity: dict[str, Any]) -> dict[str, Any]:
-        """The checked entity with its float vector lists as float32 arrays."""
+    def _packed(self, entity: dict[str, Any], *, unchecked: bool = False) -> dict[str, Any]:
+        """The entity with its float vector lists as float32 arrays (over gRPC only).
+
+        An ``unchecked`` entity, from text that holds no true or false, is packed before its
+        check, which then reads the array's size and peak instead of 768 floats: the pack
+        itself refuses what is not a number, and a list it refuses, or whose peak reaches the
+        float32 limit (where rounding could hide a value beyond it), is left for the check to
+        report as usual.
+        """
         for name, packer in self._packers:
             value = entity.get(name)
-            if type(value) is list:
-                values = np.frombuffer(packer.pack(*value), dtype="<f4")
-                entity = {**entity, name: NumberVector(values)}
+            if type(value) is not list:
+                continue
+            if unchecked:
+                if len(value) != packer.size // 4:
+                    continue
+                try:
+                    values = np.frombuffer(packer.pack(*value), dtype="<f4")
+                except (struct.error, OverflowError):
+                    continue
+                peak = float(np.abs(values).max())
+                if not peak < _FLOAT32_MAX:
+                    continue
+                vector = NumberVector(values, peak)
+            else:
+                vector = NumberVector(np.frombuffer(packer.pack(*value), dtype="<f4"))
+            entity = {**entity, name: vector}
         return entity
 
 
