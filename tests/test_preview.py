@@ -3,8 +3,10 @@
 import gzip
 
 import pytest
+from django.test import Client
+from django.urls import reverse
 
-from tests.factories import make_cluster, make_job
+from tests.factories import make_cluster, make_job, make_user
 from upserts.preview import preview_job
 
 pytestmark = pytest.mark.django_db
@@ -45,3 +47,33 @@ def test_the_preview_unpacks_meta_and_reads_vectors_given_as_json_text(books_clu
 
     assert first.is_valid and first.values["colour"] == "red" and "$meta" not in first.values
     assert second.problems == {"$meta": ["field `$meta` holds list, not a JSON object of fields"]}
+
+
+def test_the_preview_says_what_milvus_stores_for_a_field_a_row_leaves_out(fake_cluster):
+    from tests.milvus.fake_collection import BOOKS_FIELDS_V2, FakeCollection
+
+    FakeCollection(
+        fields_v2=[
+            *BOOKS_FIELDS_V2,
+            {"name": "year", "type": "Int64", "defaultValue": {"Data": {"LongData": 1999}}},
+            {"name": "rank", "type": "Int32", "nullable": True},
+        ]
+    ).serve(fake_cluster, api="v2")
+    cluster = make_cluster(base_url=fake_cluster.url, api_version="v2")
+    job = make_job(
+        cluster,
+        content=b'{"book_id": 1, "title": "a", "emb": [0.5, 0.5, 0.5, 0.5]}\n',
+        original_filename="books.jsonl",
+        file_format="jsonl",
+        collection_name="books",
+    )
+
+    preview = preview_job(job)
+
+    [row] = preview.rows
+    assert row.is_valid, row.problems
+    assert preview.optional_fields == [("year", "its default, 1999"), ("rank", "null")]
+    web = Client()
+    web.force_login(make_user(superuser=True))
+    page = web.get(reverse("upload_preview", args=[job.pk])).content.decode()
+    assert "A row may leave out <code>year</code> (Milvus stores its default, 1999)," in page

@@ -342,6 +342,19 @@ def test_a_nullable_field_may_be_null_or_absent():
     assert problems({"id": 1, "i8": None}, INTS) == []
 
 
+def test_a_field_with_a_default_may_be_null_or_absent_but_not_a_wrong_value():
+    schema = make_schema(
+        FieldSchema("id", "Int64", is_primary=True),
+        FieldSchema("price", "Double", has_default=True, default_value=9.5),
+    )
+
+    assert problems({"id": 1}, schema) == []
+    assert problems({"id": 1, "price": None}, schema) == []
+    assert problems({"id": 1, "price": "cheap"}, schema) == [
+        'field `price`: expected a number, got "cheap"'
+    ]
+
+
 def test_null_in_a_field_that_is_not_nullable_is_refused():
     assert problems(book(year=None)) == [
         "field `year`: null, but the field is not nullable; it needs an integer"

@@ -91,6 +91,21 @@ class Preview:
         return [f.name for f in self.schema.fields if f.name not in filled and not f.auto_id]
 
     @property
+    def optional_fields(self) -> list[tuple[str, str]]:
+        """(field, what Milvus stores for a row that leaves it out or sends null), for the
+        fields the collection lets a row leave out."""
+        if self.schema is None:
+            return []
+        stored = []
+        for f in self.schema.fields:
+            if f.has_default:
+                default = "a default" if f.default_value is None else repr(f.default_value)
+                stored.append((f.name, f"its default, {default}"))
+            elif f.nullable:
+                stored.append((f.name, "null"))
+        return stored
+
+    @property
     def can_start(self) -> bool:
         blocking = self.schema is not None and (
             self.schema.auto_id or not any(f.is_primary for f in self.schema.fields)

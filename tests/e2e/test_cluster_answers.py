@@ -12,7 +12,7 @@ from rest_framework.test import APIClient
 
 from tests.factories import book, make_user
 from tests.milvus.fake_cluster import FakeCluster
-from tests.milvus.fake_collection import FakeCollection
+from tests.milvus.fake_collection import BOOKS_FIELDS_V2, V2_UPSERT, FakeCollection
 from upserts.models import (
     AuditEvent,
     BatchStatus,
@@ -181,3 +181,40 @@ def test_a_cluster_that_echoes_the_token_leaks_it_nowhere(fake, run_in_worker, c
     for text in said:
         assert TOKEN not in text
         assert "Echoed-Secret" not in text
+
+
+def test_a_v2_job_lands_with_defaults_filled_exact_ids_and_a_408_retried(fake, settings):
+    settings.UPSERT_RETRY_BASE_SECONDS = 0.05
+    collection = FakeCollection(
+        fields_v2=[
+            *BOOKS_FIELDS_V2,
+            {
+                "name": "year",
+                "type": "Int64",
+                "nullable": False,
+                "defaultValue": {"Data": {"LongData": 1999}},
+            },
+        ]  # fmt: skip
+    ).serve(fake, api="v2")
+    # The cluster gives up on the first request at its Request-Timeout.
+    fake.answer(V2_UPSERT, status=408, json_body={"code": 10001, "message": "request timeout"})
+    cluster = ClusterEndpoint.objects.create(name="v2", base_url=fake.url, api_version="v2")
+    largest = 2**63 - 1
+    rows = [book(1, year=2001), book(2), book(largest, year=None)]
+    job = upload(cluster, [orjson.dumps(row) for row in rows])
+
+    assert run_job_slice(job.pk) is SliceOutcome.FINISHED
+
+    job.refresh_from_db()
+    assert job.status == JobStatus.SUCCEEDED, job.error_message
+    assert {key: row["year"] for key, row in collection.entities.items()} == {
+        1: 2001,
+        2: 1999,
+        largest: 1999,
+    }
+    [batch] = UpsertBatch.objects.filter(job=job)
+    assert (batch.attempts, batch.milvus_code, batch.upsert_count) == (2, 0, 3)
+    upserts = [r for r in fake.requests if r.path == V2_UPSERT]
+    assert {r.headers["Accept-Type-Allow-Int64"] for r in upserts} == {"true"}
+    written = EntityWrite.objects.filter(job_id=job.pk).values_list("entity_id", flat=True)
+    assert sorted(written, key=int) == ["1", "2", str(largest)]

@@ -3,6 +3,7 @@ embedded 2.3.5: the same requests land there too, read back through pymilvus."""
 
 import io
 import json
+import subprocess
 import uuid
 
 import numpy as np
@@ -11,6 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 from pymilvus import DataType, MilvusClient
 
+from tests.helpers import PROJECT_DIR
 from upserts.models import AuditAction, AuditEvent, ClusterEndpoint, FailedRow, JobStatus
 from upserts.selectors import entity_writes
 
@@ -109,3 +111,62 @@ def test_parquet_vectors_land_bit_for_bit(
     back = np.array([entities[i]["emb"] for i in range(300)], dtype=np.float32)
     assert np.array_equal(back, vectors)
     assert entities[299]["meta"] == {"n": 299}
+
+
+# pymilvus 2.4.15 (the console's) cannot declare a nullable field nor read a null back; the
+# pymilvus 3.0.2 beside milvus-lite in .venv-lite can.
+_LITE_SCRIPT = """
+import json, sys
+from pymilvus import DataType, MilvusClient
+url, action, name = sys.argv[1:4]
+client = MilvusClient(uri=url)
+if action == "create":
+    schema = client.create_schema(auto_id=False, enable_dynamic_field=False)
+    schema.add_field("book_id", DataType.INT64, is_primary=True)
+    schema.add_field("title", DataType.VARCHAR, max_length=64)
+    schema.add_field("year", DataType.INT64, nullable=True)
+    schema.add_field("shelf", DataType.VARCHAR, max_length=8, default_value="A")
+    schema.add_field("emb", DataType.FLOAT_VECTOR, dim=4)
+    index = client.prepare_index_params()
+    index.add_index("emb", index_type="FLAT", metric_type="L2")
+    client.create_collection(name, schema=schema, index_params=index)
+else:
+    fields = ["book_id", "title", "year", "shelf"]
+    print(json.dumps(client.query(name, filter="book_id >= 0", output_fields=fields)))
+"""
+
+
+def lite_pymilvus3(url: str, action: str, name: str) -> list[dict]:
+    done = subprocess.run(
+        [str(PROJECT_DIR / ".venv-lite" / "bin" / "python"), "-c", _LITE_SCRIPT, url, action, name],
+        capture_output=True,
+        check=True,
+        timeout=60,
+    )
+    return json.loads(done.stdout) if action == "query" else []
+
+
+def test_rows_may_leave_out_or_null_a_nullable_field_and_one_with_a_default(
+    milvus_lite, lite_cluster, upload, run_in_worker
+):
+    name = f"lite_{uuid.uuid4().hex[:12]}"
+    lite_pymilvus3(milvus_lite.url, "create", name)
+    rows = [
+        {"book_id": 1, "title": "Dated", "year": 2001, "shelf": "B", "emb": [0.5, 0.25, 0.0, 1]},
+        {"book_id": 2, "title": "Left out", "emb": [0.5, 0.25, 0.0, 2]},
+        {"book_id": 3, "title": "Nulls", "year": None, "shelf": None, "emb": [0.5, 0.25, 0.0, 3]},
+        {"book_id": 4, "year": 1990, "emb": [0.5, 0.25, 0.0, 4]},  # no title: refused
+    ]
+    content = b"".join(json.dumps(row).encode() + b"\n" for row in rows)
+
+    job = run_in_worker(upload(content, "books.jsonl", name, cluster=lite_cluster))
+
+    assert job.status == JobStatus.PARTIALLY_FAILED, job.error_message
+    assert (job.rows_upserted, job.rows_failed) == (3, 1)
+    assert "field `title` is missing" in FailedRow.objects.get(job=job).reason
+    stored = {row["book_id"]: row for row in lite_pymilvus3(milvus_lite.url, "query", name)}
+    assert stored == {
+        1: {"book_id": 1, "title": "Dated", "year": 2001, "shelf": "B"},
+        2: {"book_id": 2, "title": "Left out", "year": None, "shelf": "A"},
+        3: {"book_id": 3, "title": "Nulls", "year": None, "shelf": "A"},
+    }

@@ -44,13 +44,14 @@ def test_v2_upsert_sends_bearer_token_int64_header_timeout_and_partition(fake_cl
     result = upsert_rows(client, partition="recent")
 
     assert (result.upsert_count, result.upsert_ids, result.http_status) == (2, ["1", "2"], 200)
-    assert result.elapsed_ms > 0
+    assert (result.code, result.elapsed_ms > 0) == (0, True)
     [sent] = fake_cluster.requests
     assert (sent.method, sent.path) == ("POST", V2_UPSERT)
     assert sent.headers["Authorization"] == f"Bearer {TOKEN}"
-    assert sent.headers["Accept-Type-Allow-Int64"] == "false"
+    assert sent.headers["Accept-Type-Allow-Int64"] == "true"
     assert sent.headers["Content-Type"] == "application/json"
-    assert sent.headers["Request-Timeout"] == "13"
+    # A second short of the client's 12.5 s, so the cluster's 408 comes first.
+    assert sent.headers["Request-Timeout"] == "12"
     assert sent.json() == {
         "dbName": "default",
         "collectionName": "books",
@@ -70,12 +71,26 @@ def test_ids_are_kept_exactly_as_the_cluster_sent_them(fake_cluster):
     assert result.upsert_ids == ids
 
 
-def test_success_is_code_200_or_0_on_either_api_version(fake_cluster):
-    fake_cluster.answer(V2_UPSERT, json_body={"code": 200, "data": {"upsertCount": 2}})
-    fake_cluster.answer(V1_UPSERT, json_body={"code": 0, "data": {"upsertCount": 2}})
+def test_int64_ids_sent_as_json_numbers_are_read_exactly(fake_cluster):
+    # Past 2**53, where a reader of JSON numbers as doubles would round them.
+    body = b'{"code":0,"data":{"upsertCount":2,"upsertIds":[9223372036854775807,9007199254740993]}}'
+    fake_cluster.answer(V2_UPSERT, body=body)
 
-    assert upsert_rows(client_for(fake_cluster)).upsert_count == 2
-    assert upsert_rows(client_for(fake_cluster, api_version="v1")).upsert_count == 2
+    result = upsert_rows(client_for(fake_cluster))
+
+    assert result.upsert_ids == [9223372036854775807, 9007199254740993]
+
+
+def test_success_is_code_0_on_v2_and_200_or_0_on_v1(fake_cluster):
+    fake_cluster.answer(V1_UPSERT, json_body={"code": 200, "data": {"upsertCount": 2}})
+    fake_cluster.answer(V1_UPSERT, json_body={"code": 0, "data": {"upsertCount": 2}})
+    # On v2, 200 is Milvus' code for a partition that does not exist.
+    fake_cluster.answer(V2_UPSERT, json_body={"code": 200, "data": {"upsertCount": 2}})
+
+    v1 = client_for(fake_cluster, api_version="v1")
+    assert [upsert_rows(v1).code, upsert_rows(v1).code] == [200, 0]
+    with pytest.raises(FatalTargetError, match="partition does not exist"):
+        upsert_rows(client_for(fake_cluster))
 
 
 def test_without_a_token_no_authorization_header_is_sent_and_v1_has_no_request_timeout(
@@ -148,6 +163,10 @@ def test_v2_describe_reads_dim_max_length_element_type_and_nullable_from_params(
                         "nullable": True,
                         "params": [{"key": "max_length", "value": "256"}],
                     },
+                    # As Milvus writes a protobuf ValueField, and as a plain value.
+                    {"name": "year", "type": "Int64", "defaultValue": {"Data": {"LongData": 1999}}},
+                    {"name": "shelf", "type": "VarChar", "defaultValue": "A"},
+                    {"name": "rank", "type": "Int32", "nullable": True, "defaultValue": None},
                     {
                         "name": "tags",
                         "type": "Array",
@@ -176,6 +195,15 @@ def test_v2_describe_reads_dim_max_length_element_type_and_nullable_from_params(
     assert title is not None and title.max_length == 256 and title.nullable
     assert tags is not None and tags.data_type == "Array" and tags.element_type == "VarChar"
     assert schema.extra["shardsNum"] == 1
+    defaults = {f.name: (f.has_default, f.default_value) for f in schema.fields}
+    assert defaults["year"] == (True, 1999) and defaults["shelf"] == (True, "A")
+    assert defaults["rank"] == (False, None) and defaults["title"] == (False, None)
+    assert [f.name for f in schema.fields if f.may_be_left_out] == [
+        "title",
+        "year",
+        "shelf",
+        "rank",
+    ]
 
 
 @pytest.mark.parametrize(
@@ -255,7 +283,7 @@ def test_http_401_is_an_authentication_error_that_stops_the_job(fake_cluster):
         (200, "partition not found[partition=recent]", FatalTargetError),
         (1801, "can only accept json format request", FatalTargetError),
         (65535, "something new went wrong", FatalTargetError),
-        (1802, "missing required parameters", DataRejectedError),
+        (1802, "missing required parameters", FatalTargetError),
         (1806, "primary key type mismatch", DataRejectedError),
         (1102, "parameter too large", DataRejectedError),
         (1100, "the length (65) of 0th string exceeds max length (64)", DataRejectedError),
@@ -292,6 +320,26 @@ def test_a_server_without_the_v2_api_is_fatal_and_names_the_api_version(fake_clu
 
     assert caught.value.http_status == 404
     assert "404 page not found" in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("status", "answer"),
+    [
+        (408, {"code": 10001, "message": "request timeout"}),
+        (408, None),
+    ],
+    ids=["json", "no-body"],
+)
+def test_a_408_after_the_request_timeout_is_retryable(fake_cluster, status, answer):
+    if answer is None:
+        fake_cluster.answer(V2_UPSERT, status=status, body=b"", content_type="text/plain")
+    else:
+        fake_cluster.answer(V2_UPSERT, status=status, json_body=answer)
+
+    with pytest.raises(RetryableClusterError, match="Request-Timeout") as caught:
+        upsert_rows(client_for(fake_cluster))
+
+    assert caught.value.http_status == 408
 
 
 def test_an_answer_slower_than_the_timeout_is_retryable(fake_cluster):

@@ -22,6 +22,7 @@ from upserts.milvus.errors import (
 )
 from upserts.milvus.grpc_client import GrpcClusterClient, grpc_address
 from upserts.milvus.grpc_columns import ColumnEncoder
+from upserts.milvus.grpc_wire import valid_data_of
 from upserts.milvus.network import NetworkPolicy
 from upserts.milvus.schema import CollectionSchema, FieldSchema
 from upserts.readers import NumberVector
@@ -276,3 +277,30 @@ def test_rows_become_columns_with_one_array_per_vector_field():
     assert list(columns["emb"].vectors.float_vector.data) == [0.5, 0.25, -1.0, 1.0, 1, 2, 3, 4]
     assert columns["$meta"].is_dynamic
     assert list(columns["$meta"].scalars.json_data.data) == [b'{"shelf":3}', b"{}"]
+
+
+def test_a_column_that_rows_may_leave_out_carries_its_values_and_a_flag_per_row():
+    schema = CollectionSchema(
+        name="books",
+        fields=(
+            FieldSchema("id", "Int64", is_primary=True),
+            FieldSchema("year", "Int64", nullable=True),
+            FieldSchema("shelf", "VarChar", max_length=8, has_default=True, default_value="A"),
+            FieldSchema("title", "VarChar", max_length=8),
+        ),
+    )
+    encoder = ColumnEncoder(schema, database="", collection="books")
+    rows = [
+        {"id": 1, "year": 2001, "shelf": "B", "title": "a"},
+        {"id": 2, "title": "b"},
+        {"id": 3, "year": None, "shelf": None, "title": "c"},
+    ]
+
+    columns = {c.field_name: c for c in encoder.request(rows).fields_data}
+
+    assert list(columns["year"].scalars.long_data.data) == [2001]
+    assert valid_data_of(columns["year"]) == [True, False, False]
+    assert list(columns["shelf"].scalars.string_data.data) == ["B"]
+    assert valid_data_of(columns["shelf"]) == [True, False, False]
+    # A field every row must give carries no flags, as Milvus 2.3.5 expects.
+    assert valid_data_of(columns["title"]) == [] and valid_data_of(columns["id"]) == []

@@ -13,7 +13,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 from urllib.parse import urljoin
 
 import orjson
@@ -246,10 +246,10 @@ class ClusterClient:
     def list_collections(self, database: str) -> list[str]:
         if self.config.api_version == "v1":
             params = {"dbName": database} if database else None
-            data, _, _ = self._call("GET", "/v1/vector/collections", params=params)
+            data = self._call("GET", "/v1/vector/collections", params=params).data
         else:
             body = orjson.dumps({"dbName": database} if database else {})
-            data, _, _ = self._call("POST", "/v2/vectordb/collections/list", body=body)
+            data = self._call("POST", "/v2/vectordb/collections/list", body=body).data
         if data is None:
             return []
         if not isinstance(data, list):
@@ -261,13 +261,13 @@ class ClusterClient:
             params = {"collectionName": collection}
             if database:
                 params["dbName"] = database
-            data, _, _ = self._call("GET", "/v1/vector/collections/describe", params=params)
+            data = self._call("GET", "/v1/vector/collections/describe", params=params).data
         else:
             payload = {"collectionName": collection}
             if database:
                 payload["dbName"] = database
             body = orjson.dumps(payload)
-            data, _, _ = self._call("POST", "/v2/vectordb/collections/describe", body=body)
+            data = self._call("POST", "/v2/vectordb/collections/describe", body=body).data
         try:
             return parse_collection(data)
         except (AttributeError, KeyError, TypeError, ValueError):
@@ -356,17 +356,18 @@ class ClusterClient:
         else:
             raise ValueError("Pass either rows or an encoded body, not both or neither")
         path = _UPSERT_PATHS[self.config.api_version]
-        data, http_status, elapsed_ms = self._call("POST", path, body=body)
+        answer = self._call("POST", path, body=body)
         try:
-            count = int(data["upsertCount"])
-            ids = list(data.get("upsertIds") or [])
+            count = int(answer.data["upsertCount"])
+            ids = list(answer.data.get("upsertIds") or [])
         except (KeyError, TypeError, ValueError):
-            raise self._unreadable("upsert result", data) from None
+            raise self._unreadable("upsert result", answer.data) from None
         return UpsertResult(
             upsert_count=count,
             upsert_ids=ids,
-            http_status=http_status,
-            elapsed_ms=elapsed_ms,
+            http_status=answer.http_status,
+            elapsed_ms=answer.elapsed_ms,
+            code=answer.code,
         )
 
     # -- HTTP ---------------------------------------------------------------------------------
@@ -375,14 +376,27 @@ class ClusterClient:
         headers = {
             "Content-Type": "application/json",
             "Accept": "application/json",
-            # Newer servers send Int64 ids as raw numbers unless told otherwise.
-            "Accept-Type-Allow-Int64": "false",
+            # v2 is asked for Int64 ids as numbers, as today's servers send them by default;
+            # v1 gets them as strings, as 2.3.5 does. orjson reads either exactly.
+            "Accept-Type-Allow-Int64": "true" if self.config.api_version == "v2" else "false",
         }
         if self.config.token:
             headers["Authorization"] = f"Bearer {self.config.token}"
         if self.config.api_version == "v2":
-            headers["Request-Timeout"] = str(math.ceil(self.config.timeout_seconds))
+            headers["Request-Timeout"] = str(server_timeout_seconds(self.config.timeout_seconds))
         return headers
+
+    def _is_success(self, code: int | None, answer: dict[str, Any]) -> bool:
+        """Code 0 on v2, where 200 is Milvus' code for "partition not found"; on v1, 200 (or
+        0, the merr code of success) -- but a v1 200 with a message and no data is that
+        error too."""
+        if code == 0:
+            return True
+        return (
+            self.config.api_version == "v1"
+            and code == 200
+            and ("data" in answer or "message" not in answer)
+        )
 
     def _redact(self, text: str) -> str:
         return redact_token(text, self.config.token)
@@ -394,8 +408,8 @@ class ClusterClient:
         *,
         params: dict[str, str] | None = None,
         body: bytes | None = None,
-    ) -> tuple[Any, int, float]:
-        """The ``data`` of a successful answer, its HTTP status and the time it took in ms."""
+    ) -> "_Answer":
+        """A successful answer: its ``data``, HTTP status, time taken and success code."""
         url = f"{self.config.base_url}{path}"
         problem = token_problem(self.config.token)
         if problem:
@@ -464,8 +478,8 @@ class ClusterClient:
             )
 
         code = _as_int(answer.get("code"))
-        if _is_success(code, answer) and 200 <= http_status < 300:
-            return answer.get("data"), http_status, elapsed_ms
+        if self._is_success(code, answer) and 200 <= http_status < 300:
+            return _Answer(answer.get("data"), http_status, elapsed_ms, code or 0)
         message = answer.get("message")
         message = self._redact(message) if isinstance(message, str) else self._excerpt(content)
         raise classify_failure(http_status=http_status, code=code, message=message)
@@ -537,12 +551,17 @@ def _check_session_policy(session: requests.Session, config: ClusterConfig) -> N
         )
 
 
-def _is_success(code: int | None, answer: dict[str, Any]) -> bool:
-    """Code 0 (v2) or 200 (v1, and some v2 builds) -- but 200 is also Milvus' code for
-    "partition not found", which comes with a message and no data."""
-    if code == 0:
-        return True
-    return code == 200 and ("data" in answer or "message" not in answer)
+class _Answer(NamedTuple):
+    data: Any
+    http_status: int
+    elapsed_ms: float
+    code: int
+
+
+def server_timeout_seconds(timeout_seconds: float) -> int:
+    """The ``Request-Timeout`` a v2 request carries: a second short of the client's own, so a
+    slow cluster answers 408 (and the batch is retried) before the client gives up on it."""
+    return max(1, math.ceil(timeout_seconds) - 1)
 
 
 def _as_int(value: Any) -> int | None:

@@ -11,7 +11,9 @@ from typing import Any
 
 # Codes from Milvus' pkg/util/merr.
 RETRYABLE_CODES = frozenset({2, 4, 8, 1807})
-DATA_REJECTED_CODES = frozenset({1802, 1804, 1806})
+# 10001: a v2 request that ran past its Request-Timeout (answered with HTTP 408).
+TIMEOUT_CODE = 10001
+DATA_REJECTED_CODES = frozenset({1804, 1806})
 AUTHENTICATION_CODE = 1800
 INVALID_PARAMETER_CODES = range(1100, 1200)
 
@@ -22,6 +24,8 @@ _FATAL_EXPLANATIONS = {
     200: "The partition does not exist in the collection; check the partition name",
     800: "The database does not exist on the cluster; check the database name",
     1801: "The cluster could not read the request as JSON; this is a bug in the console",
+    1802: "The cluster found a required parameter missing from the request; this is a bug in "
+    "the console",
 }
 
 # The REST layer of some Milvus versions cannot build a column of certain field types at all
@@ -121,6 +125,12 @@ def classify_failure(*, http_status: int | None, code: int | None, message: str)
         )
     if code in RETRYABLE_CODES:
         return make(RetryableClusterError, "The cluster is busy or rate-limiting; retry later")
+    if http_status == 408 or code == TIMEOUT_CODE:
+        return make(
+            RetryableClusterError,
+            "The cluster did not finish the request within its Request-Timeout; retry later "
+            "or raise the cluster's timeout",
+        )
     if code in _FATAL_EXPLANATIONS:
         return make(FatalTargetError, _FATAL_EXPLANATIONS[code])
     if any(pattern.search(message) for pattern in _UNWRITABLE_FIELD_PATTERNS):

@@ -32,6 +32,7 @@ from .errors import (
     classify_failure,
 )
 from .grpc_columns import ColumnEncoder
+from .grpc_wire import field_is_nullable
 from .schema import CollectionSchema, FieldSchema
 from .transport import RowForm, UpsertResult
 
@@ -345,7 +346,8 @@ def collection_from_proto(
                 max_length=_int_or_none(params.get("max_length")),
                 dim=_int_or_none(params.get("dim")) if data_type.endswith("Vector") else None,
                 element_type=element_type,
-                nullable=bool(getattr(item, "nullable", False)),
+                nullable=field_is_nullable(item),
+                **_default_of(item),
             )
         )
     return CollectionSchema(
@@ -355,6 +357,16 @@ def collection_from_proto(
         load_state=load_state,
         extra={"shardsNum": response.shards_num, "collectionID": response.collectionID},
     )
+
+
+def _default_of(item: schema_pb2.FieldSchema) -> dict[str, Any]:
+    if not item.HasField("default_value"):
+        return {}
+    kind = item.default_value.WhichOneof("data")
+    if kind is None:
+        return {}
+    value = getattr(item.default_value, kind)
+    return {"has_default": True, "default_value": value if kind != "bytes_data" else None}
 
 
 def _int_or_none(text: str | None) -> int | None:

@@ -14,6 +14,7 @@ import orjson
 from pymilvus.grpc_gen import milvus_pb2, schema_pb2
 
 from .errors import DataRejectedError, FatalTargetError
+from .grpc_wire import set_valid_data, varint
 from .schema import CollectionSchema, FieldSchema
 
 # Where the keys of a row beyond the schema go when the collection's dynamic field is on.
@@ -32,18 +33,6 @@ _SCALAR_TYPES = {
 _VECTOR_TYPES = frozenset(
     {"FloatVector", "BinaryVector", "Float16Vector", "BFloat16Vector", "SparseFloatVector"}
 )
-
-
-def _varint(value: int) -> bytes:
-    out = bytearray()
-    while True:
-        byte = value & 0x7F
-        value >>= 7
-        if value:
-            out.append(byte | 0x80)
-        else:
-            out.append(byte)
-            return bytes(out)
 
 
 def _vector_values(value: Any) -> Any:
@@ -166,8 +155,16 @@ class ColumnEncoder:
 
     def _column(self, field: FieldSchema, rows: Sequence[dict[str, Any]]) -> schema_pb2.FieldData:
         name = field.name
+        valid: list[bool] | None = None
+        if field.may_be_left_out:
+            # Milvus 2.5 and later take the values present and a flag per row; it stores null,
+            # or the field's default, where the flag is off.
+            present = [row.get(name) for row in rows]
+            valid = [value is not None for value in present]
+            values = [value for value in present if value is not None]
         try:
-            values = [row[name] for row in rows]
+            if valid is None:
+                values = [row[name] for row in rows]
         except KeyError:
             index = next(i for i, row in enumerate(rows) if name not in row)
             raise DataRejectedError(
@@ -184,6 +181,8 @@ class ColumnEncoder:
                 f"The field `{name}` of the batch cannot be sent over gRPC: {exc}",
                 cluster_message=f"field `{name}`: {exc}",
             ) from None
+        if valid is not None:
+            set_valid_data(data, valid)
         return data
 
     def _fill(self, data: schema_pb2.FieldData, field: FieldSchema, values: list[Any]) -> None:
@@ -202,7 +201,7 @@ class ColumnEncoder:
             raw = _row_major(values, "<f4", data.vectors.dim).tobytes()
             # Parsed in place from its wire form: no float passes through Python, and the
             # bytes are copied once.
-            data.vectors.float_vector.MergeFromString(b"\x0a" + _varint(len(raw)) + raw)
+            data.vectors.float_vector.MergeFromString(b"\x0a" + varint(len(raw)) + raw)
         elif kind == "BinaryVector":
             data.vectors.dim = field.dim or 0
             data.vectors.binary_vector = b"".join(

@@ -19,10 +19,19 @@ class FieldSchema:
     dim: int | None = None
     element_type: str | None = None
     nullable: bool = False
+    # What Milvus stores when a row leaves the field out or sends null (2.5 and later).
+    has_default: bool = False
+    default_value: Any = None
 
     @property
     def is_vector(self) -> bool:
         return self.data_type.endswith("Vector")
+
+    @property
+    def may_be_left_out(self) -> bool:
+        """Whether a row may leave the field out or send null: Milvus then stores the
+        field's default, or null."""
+        return self.nullable or self.has_default
 
 
 @dataclass(frozen=True)
@@ -82,6 +91,7 @@ def parse_field(data: dict[str, Any]) -> FieldSchema:
     elif data_type == "VarChar":
         max_length = _param_int(data.get("params"), "max_length") or bracketed
     element_type = data.get("elementType")
+    has_default, default_value = _default_of(data)
     return FieldSchema(
         name=str(data["name"]),
         data_type=data_type,
@@ -91,7 +101,30 @@ def parse_field(data: dict[str, Any]) -> FieldSchema:
         dim=dim,
         element_type=str(element_type) if element_type else None,
         nullable=bool(data.get("nullable", False)),
+        has_default=has_default,
+        default_value=default_value,
     )
+
+
+def _default_of(data: dict[str, Any]) -> tuple[bool, Any]:
+    """(whether the field has a default, the default) from a v2 describe's ``defaultValue``.
+
+    Milvus writes the protobuf ValueField as Go encodes a oneof, ``{"Data": {"LongData": 5}}``;
+    a plain value is taken as it is, should a server or proxy write one.
+    """
+    if "defaultValue" not in data or data["defaultValue"] is None:
+        return False, None
+    value = data["defaultValue"]
+    if isinstance(value, dict):
+        inner = value.get("Data", value)
+        if isinstance(inner, dict) and len(inner) == 1:
+            value = next(iter(inner.values()))
+        elif isinstance(inner, dict) and not inner:
+            return False, None
+    if isinstance(value, dict | list):
+        # Not a value a scalar field can hold; the cluster decides what it stores.
+        return True, None
+    return True, value
 
 
 def parse_collection(data: dict[str, Any]) -> CollectionSchema:

@@ -49,7 +49,7 @@ class EntityValidator:
             self._checks[field.name] = check_for(field)
             self._checks_without_booleans[field.name] = check_for(field, may_hold_booleans=False)
             self._labels[field.name] = label or f"field `{field.name}`"
-            if not field.nullable:
+            if not field.may_be_left_out:
                 required.append(field.name)
         self._required = tuple(required)
 

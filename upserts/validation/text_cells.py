@@ -62,7 +62,7 @@ def _text_conversion(field: FieldSchema) -> Callable[[str], Any] | None:
         return None
     # A CSV cell cannot say null: an empty cell is null where the field allows it, and stays
     # empty (and is reported) where it does not.
-    empty: Any = None if field.nullable else ""
+    empty: Any = None if field.may_be_left_out else ""
 
     def convert_cell(text: str) -> Any:
         if not text or text.isspace():

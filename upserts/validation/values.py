@@ -319,7 +319,7 @@ def check_for(field: FieldSchema, *, may_hold_booleans: bool = True) -> Check:
     else:
         # Numbers and Bool; a type this console does not know yet is left to the cluster.
         check = _scalar_check(data_type) or _any_value
-    if field.nullable:
+    if field.may_be_left_out:
         inner = check
 
         def check(value: Any) -> str | None:

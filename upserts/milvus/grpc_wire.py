@@ -1,0 +1,72 @@
+"""Fields of Milvus' gRPC protocol newer than the messages of pymilvus 2.4.15, read and written
+by their field numbers.
+
+pymilvus 2.4.15 is the newest client whose handshake the embedded Milvus 2.3.5 takes, and its
+generated messages stop before Milvus 2.5: no ``nullable`` in a field's schema, no
+``valid_data`` beside a column. Protocol buffers keep the fields a message does not know
+("unknown fields") when they parse it and write them out again unchanged, so the few newer
+fields the console needs are read from, and merged into, the wire form; a server that does not
+know them ignores them, as it ignores any field it does not know. The numbers are those of
+Milvus' own ``schema.proto`` and ``milvus.proto`` (and of pymilvus 3's messages).
+"""
+
+from collections.abc import Sequence
+
+from google.protobuf.message import Message
+from google.protobuf.unknown_fields import UnknownFieldSet
+
+# FieldSchema.nullable (bool), Milvus 2.5.
+_FIELD_SCHEMA_NULLABLE = 15
+# FieldData.valid_data (repeated bool): which rows of a column hold a value, Milvus 2.5.
+_FIELD_DATA_VALID_DATA = 7
+_LENGTH_DELIMITED = 2
+
+
+def varint(value: int) -> bytes:
+    """A number as protocol buffers write it: seven bits a byte, low bits first."""
+    out = bytearray()
+    while True:
+        byte = value & 0x7F
+        value >>= 7
+        if value:
+            out.append(byte | 0x80)
+        else:
+            out.append(byte)
+            return bytes(out)
+
+
+def _key(number: int, wire_type: int) -> bytes:
+    return varint(number << 3 | wire_type)
+
+
+def field_is_nullable(field_schema: Message) -> bool:
+    """Whether a described field is nullable, from a schema message of any pymilvus."""
+    known = getattr(field_schema, "nullable", None)
+    if known is not None:
+        return bool(known)
+    return any(
+        entry.field_number == _FIELD_SCHEMA_NULLABLE and entry.data
+        for entry in UnknownFieldSet(field_schema)
+    )
+
+
+def set_valid_data(field_data: Message, valid: Sequence[bool]) -> None:
+    """Mark which rows of a column hold a value; Milvus stores null, or the field's default,
+    for the others, whose values the column leaves out."""
+    packed = bytes(1 if flag else 0 for flag in valid)
+    field_data.MergeFromString(
+        _key(_FIELD_DATA_VALID_DATA, _LENGTH_DELIMITED) + varint(len(packed)) + packed
+    )
+
+
+def valid_data_of(field_data: Message) -> list[bool]:
+    """What ``set_valid_data`` wrote: for tests and for a fake server."""
+    flags: list[bool] = []
+    for entry in UnknownFieldSet(field_data):
+        if entry.field_number == _FIELD_DATA_VALID_DATA:
+            data = entry.data
+            if isinstance(data, bytes):
+                flags.extend(bool(byte) for byte in data)
+            else:
+                flags.append(bool(data))
+    return flags
