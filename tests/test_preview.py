@@ -77,3 +77,28 @@ def test_the_preview_says_what_milvus_stores_for_a_field_a_row_leaves_out(fake_c
     web.force_login(make_user(superuser=True))
     page = web.get(reverse("upload_preview", args=[job.pk])).content.decode()
     assert "A row may leave out <code>year</code> (Milvus stores its default, 1999)," in page
+
+
+def test_a_partial_updates_preview_says_which_fields_change_and_which_are_kept(fake_cluster):
+    from tests.milvus.fake_collection import FakeCollection
+
+    FakeCollection().serve(fake_cluster, api="v2")
+    cluster = make_cluster(base_url=fake_cluster.url, api_version="v2", server_version="v2.6.4")
+    job = make_job(
+        cluster,
+        content=b'{"book_id": 1, "title": "Renamed"}\n',
+        original_filename="books.jsonl",
+        file_format="jsonl",
+        collection_name="books",
+        partial_update=True,
+    )
+
+    preview = preview_job(job)
+
+    [row] = preview.rows
+    assert row.is_valid, row.problems  # no field but the key is required
+    assert preview.partial_fields == (["title"], ["emb"])
+    web = Client()
+    web.force_login(make_user(superuser=True))
+    page = web.get(reverse("upload_preview", args=[job.pk])).content.decode()
+    assert "the rows change <code>title</code>; the entities keep <code>emb</code>." in page

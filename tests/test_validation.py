@@ -355,6 +355,23 @@ def test_a_field_with_a_default_may_be_null_or_absent_but_not_a_wrong_value():
     ]
 
 
+@pytest.mark.parametrize(
+    ("value", "problem"),
+    [
+        ([-128, 0, 127], None),
+        ([1, 2], "expected 3 integers from -128 to 127, got 2 values"),
+        ([1, 2, 128], "value 3 is 128; expected 3 integers from -128 to 127"),
+        ([1, 2.5, 3], "value 2 is 2.5; expected 3 integers from -128 to 127"),
+    ],
+)
+def test_an_int8_vector_takes_dim_integers_from_minus_128_to_127(value, problem):
+    schema = make_schema(
+        FieldSchema("id", "Int64", is_primary=True), FieldSchema("v", "Int8Vector", dim=3)
+    )
+
+    assert problems({"id": 1, "v": value}, schema) == ([f"field `v`: {problem}"] if problem else [])
+
+
 def test_null_in_a_field_that_is_not_nullable_is_refused():
     assert problems(book(year=None)) == [
         "field `year`: null, but the field is not nullable; it needs an integer"

@@ -15,6 +15,7 @@ from django.http import HttpRequest, HttpResponseRedirect
 
 from upserts.client_address import client_ip
 from upserts.errors import ConsoleError
+from upserts.forms import clean_optional_request_size
 from upserts.models import (
     ApiToken,
     AuditAction,
@@ -49,12 +50,16 @@ class ClusterEndpointAdminForm(forms.ModelForm):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        self.fields["max_request_mb"].required = False
         if self.instance.pk and self.instance.has_token:
             self.fields[
                 "token"
             ].help_text = (
                 "A token is set — type a new one to replace it, or leave blank to keep it."
             )
+
+    def clean_max_request_mb(self) -> int:
+        return clean_optional_request_size(self)
 
     def new_token(self) -> str | None:
         """The token to store: "" to remove it, None to keep the stored one."""

@@ -23,6 +23,16 @@ from upserts.services.submissions import UploadTarget
 _DATE = forms.DateInput(attrs={"type": "date"})
 
 
+def clean_optional_request_size(form: forms.ModelForm) -> int:
+    """The largest request a cluster form leaves empty (or a client leaves out) is the
+    cluster's own, or Milvus' 64 MB for a new one."""
+    value = form.cleaned_data.get("max_request_mb")
+    if value is not None:
+        return int(value)
+    current = form.instance.max_request_mb if form.instance.pk else None
+    return int(current or ClusterEndpoint._meta.get_field("max_request_mb").get_default())
+
+
 class ClusterForm(forms.ModelForm):
     """Register or change a cluster. The token is write-only: typed, never shown again."""
 
@@ -41,6 +51,7 @@ class ClusterForm(forms.ModelForm):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        self.fields["max_request_mb"].required = False
         if self.instance.pk is None:
             del self.fields["remove_token"]
             del self.fields["is_enabled"]
@@ -58,6 +69,9 @@ class ClusterForm(forms.ModelForm):
         if cleaned.get("remove_token") and cleaned.get("token"):
             self.add_error("token", "Type a new token or remove the stored one, not both.")
         return cleaned
+
+    def clean_max_request_mb(self) -> int:
+        return clean_optional_request_size(self)
 
     def changed_token(self) -> str | None:
         """The token for ``update_cluster``: ``None`` keeps it, ``""`` removes it."""
@@ -100,6 +114,12 @@ class UploadTargetForm(forms.Form):
         min_value=MAX_IN_FLIGHT.minimum,
         max_value=MAX_IN_FLIGHT.maximum,
     )
+    partial_update = forms.BooleanField(
+        label="Update only the fields in the file",
+        required=False,
+        help_text="Each row needs its primary key and changes only the fields it gives; the "
+        "entity keeps the others. REST v2 or gRPC, Milvus 2.6.2 and later.",
+    )
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -108,7 +128,11 @@ class UploadTargetForm(forms.Form):
     def upload_target(self) -> UploadTarget:
         data = self.cleaned_data
         return UploadTarget(
-            data["cluster"], data["collection_name"], data["database_name"], data["partition_name"]
+            data["cluster"],
+            data["collection_name"],
+            data["database_name"],
+            data["partition_name"],
+            data.get("partial_update", False),
         )
 
     def job_limits(self) -> JobLimits:

@@ -111,6 +111,21 @@ class ClusterEndpoint(models.Model):
     request_timeout_seconds = models.PositiveIntegerField(
         default=30, validators=[MinValueValidator(1), MaxValueValidator(600)]
     )
+    server_version = models.CharField(
+        "Milvus version",
+        max_length=100,
+        blank=True,
+        default="",
+        help_text="As the server names it (v2.6.4): the connection test fills it in where the "
+        "endpoint says (over gRPC); type it for one that does not. Partial updates need 2.6.2.",
+    )
+    max_request_mb = models.PositiveIntegerField(
+        "largest request (MB)",
+        default=64,
+        validators=[MinValueValidator(1), MaxValueValidator(1024)],
+        help_text="The most the cluster takes in one request: 64 MB on Milvus and Zilliz Cloud "
+        "unless its configuration says otherwise. A job's batches stay below it.",
+    )
     is_enabled = models.BooleanField(
         default=True, help_text="A disabled cluster keeps its jobs but takes no new ones."
     )
@@ -379,6 +394,12 @@ class UpsertJob(models.Model):
     column_mapping = models.JSONField(default=dict, blank=True)
     dry_run = models.BooleanField(
         default=False, help_text="Reads and checks every row, and sends nothing."
+    )
+    partial_update = models.BooleanField(
+        "update only the fields in the file",
+        default=False,
+        help_text="Each row changes only the fields it gives, besides its primary key; the "
+        "entity keeps the others (REST v2 or gRPC, Milvus 2.6.2 and later).",
     )
     # Set when the retention policy removed the stored file, or the failed rows, of the job.
     file_removed_at = models.DateTimeField(null=True, blank=True)

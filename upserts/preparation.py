@@ -68,8 +68,12 @@ class RowPreparer:
         file_format: str,
         mapping: ColumnMapping | None = None,
         row_form: RowForm = "json",
+        partial_update: bool = False,
     ) -> None:
-        self.validator = EntityValidator(schema)
+        self.validator = EntityValidator(schema, partial_update=partial_update)
+        self._partial_update = partial_update
+        # In a partial update, the fields the last row prepared gives, in the names sent.
+        self.field_names: frozenset[str] | None = None
         self._as_entity = row_form == "entity"
         self._schema = schema
         self._primary = schema.primary_field.name
@@ -124,6 +128,8 @@ class RowPreparer:
         if unpacked is not None:
             # The file's own text no longer says what is sent.
             entity, encoded = unpacked, None
+        if self._partial_update:
+            self.field_names = frozenset(entity)
         if self._from_text:
             return self._prepare_text(original, entity)
         if encoded is not None and not may_hold_booleans(encoded):

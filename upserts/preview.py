@@ -91,6 +91,17 @@ class Preview:
         return [f.name for f in self.schema.fields if f.name not in filled and not f.auto_id]
 
     @property
+    def partial_fields(self) -> tuple[list[str], list[str]]:
+        """In a partial update, (the fields the file's rows change, the fields they keep):
+        the fields its columns fill, and the others; the primary key is in neither."""
+        if self.schema is None or not self.job.partial_update:
+            return [], []
+        filled = {choice.target for choice in self.column_choices}
+        filled |= {name for row in self.rows for name in row.values}
+        fields = [f.name for f in self.schema.fields if not f.is_primary]
+        return [n for n in fields if n in filled], [n for n in fields if n not in filled]
+
+    @property
     def optional_fields(self) -> list[tuple[str, str]]:
         """(field, what Milvus stores for a row that leaves it out or sends null), for the
         fields the collection lets a row leave out."""
@@ -128,7 +139,12 @@ def preview_job(job: UpsertJob, *, limit: int = 20) -> Preview:
         preview.target_error = str(exc)
     preview.mapping = ColumnMapping.from_json(job.column_mapping)
     preparer = (
-        RowPreparer(preview.schema, file_format=job.file_format, mapping=preview.mapping)
+        RowPreparer(
+            preview.schema,
+            file_format=job.file_format,
+            mapping=preview.mapping,
+            partial_update=job.partial_update,
+        )
         if preview.schema is not None
         else None
     )

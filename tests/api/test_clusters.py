@@ -6,6 +6,8 @@ import pytest
 
 from tests.factories import make_cluster, make_job
 from tests.helpers import BOTH_TRANSPORTS
+from tests.milvus.fake_cluster import ScriptedAnswer
+from tests.milvus.fake_collection import FakeCollection
 from upserts.models import AuditAction, AuditEvent, ClusterEndpoint
 
 pytestmark = pytest.mark.django_db
@@ -173,6 +175,11 @@ def test_connection_test_collections_and_schema_come_from_the_real_cluster(api_a
     assert tested.status_code == 200, tested.content
     assert tested.json()["ok"] is True and books in tested.json()["collections"]
     assert tested.json()["cluster"]["last_test_ok"] is True
+    # Milvus 2.3.5 serves REST v1 and gRPC on one port, and no v2.
+    assert tested.json()["answers"] == ["v1", "grpc"]
+    assert tested.json()["server_version"].startswith("v2.3.5")
+    suggestion = tested.json()["suggestion"]
+    assert ("switch the cluster's API to gRPC" in suggestion) is (cluster.api_version == "v1")
     assert listed.json() == {**listed.json(), "database": "default"}
     assert books in listed.json()["collections"]
     body = schema.json()
@@ -191,3 +198,23 @@ def test_a_collection_the_cluster_does_not_have_is_a_404(api_as, cluster):
 
     assert response.status_code == 404, response.content
     assert response.json()["code"] == "collection_not_found"
+
+
+def test_a_v1_cluster_whose_endpoint_answers_v2_is_told_to_switch(api_as, fake_cluster):
+    FakeCollection().serve(fake_cluster)
+    FakeCollection().serve(fake_cluster, api="v2")
+    fake_cluster.respond(
+        "/v1/vector/collections",
+        lambda request: ScriptedAnswer(body=b'{"code": 200, "data": ["books"]}'),
+        method="GET",
+    )
+    cluster = make_cluster("both", base_url=fake_cluster.url)
+
+    tested = api_as("cluster_admin").post(f"/api/v1/clusters/{cluster.pk}/test/")
+
+    assert tested.status_code == 200, tested.content
+    assert tested.json()["answers"] == ["v1", "v2"]
+    assert tested.json()["server_version"] == ""
+    assert "switch the cluster's API to v2" in tested.json()["suggestion"]
+    event = AuditEvent.objects.get(action=AuditAction.CLUSTER_TESTED)
+    assert event.details["answers"] == ["v1", "v2"]

@@ -421,6 +421,32 @@ def test_create_answers_202_with_the_job_and_its_address_and_audits_it(api_as, b
         assert event.actor_username == "operator" and event.client_ip == "10.9.8.7"
 
 
+def test_a_job_may_update_only_the_fields_in_its_file(api_as, fake_cluster):
+    from tests.milvus.fake_collection import FakeCollection
+
+    FakeCollection().serve(fake_cluster, api="v2")
+    cluster = make_cluster(
+        "modern", base_url=fake_cluster.url, api_version="v2", server_version="v2.6.4"
+    )
+
+    response = upload(api_as("operator"), cluster=cluster.pk, partial_update=True)
+
+    assert response.status_code == 202, response.content
+    assert response.json()["partial_update"] is True
+    job = UpsertJob.objects.get(pk=response.json()["id"])
+    assert job.partial_update
+    [started] = _events(AuditAction.JOB_STARTED, job)
+    assert started.details["partial_update"] is True
+
+
+def test_a_partial_update_on_a_v1_cluster_is_refused_with_the_reason(api_as, books_cluster):
+    response = upload(api_as("operator"), cluster=books_cluster.pk, partial_update=True)
+
+    assert response.status_code == 400, response.content
+    assert "needs REST v2 or gRPC" in response.json()["message"]
+    assert not UpsertJob.objects.exists()
+
+
 def test_create_names_each_invalid_field(api_as):
     response = api_as("operator").post(
         "/api/v1/jobs/", {"cluster": 999, "batch_size": 0}, format="multipart"

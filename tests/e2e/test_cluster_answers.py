@@ -14,6 +14,7 @@ from tests.factories import book, make_user
 from tests.milvus.fake_cluster import FakeCluster
 from tests.milvus.fake_collection import BOOKS_FIELDS_V2, V2_UPSERT, FakeCollection
 from upserts.models import (
+    AuditAction,
     AuditEvent,
     BatchStatus,
     ClusterEndpoint,
@@ -218,3 +219,86 @@ def test_a_v2_job_lands_with_defaults_filled_exact_ids_and_a_408_retried(fake, s
     assert {r.headers["Accept-Type-Allow-Int64"] for r in upserts} == {"true"}
     written = EntityWrite.objects.filter(job_id=job.pk).values_list("entity_id", flat=True)
     assert sorted(written, key=int) == ["1", "2", str(largest)]
+
+
+def test_batches_stay_below_the_largest_request_the_cluster_takes(fake):
+    collection = FakeCollection().serve(fake)
+    cluster = ClusterEndpoint.objects.create(name="small", base_url=fake.url, max_request_mb=1)
+    # About 200 KB a row, in the collection's dynamic field: five rows a megabyte.
+    lines = [orjson.dumps(book(i, notes="n" * 200_000)) for i in range(1, 23)]
+    job = upload(cluster, lines, batch_size=500)
+
+    assert run_job_slice(job.pk) is SliceOutcome.FINISHED
+
+    job.refresh_from_db()
+    assert job.status == JobStatus.SUCCEEDED, job.error_message
+    sizes = [size for _, size in collection.arrivals]
+    assert max(sizes) < 1024 * 1024 and len(sizes) == 6
+    assert sorted(collection.entities) == list(range(1, 23))
+
+
+def v2_cluster(fake: FakeCluster, **fields: Any) -> ClusterEndpoint:
+    return ClusterEndpoint.objects.create(
+        name="modern", base_url=fake.url, api_version="v2", **fields
+    )
+
+
+def test_a_partial_update_changes_only_the_fields_each_row_gives(fake):
+    collection = FakeCollection().serve(fake, api="v2")
+    collection.entities.update({key: book(key) for key in (1, 2, 3)})
+    cluster = v2_cluster(fake, server_version="v2.6.4")
+    lines = [
+        orjson.dumps({"book_id": 1, "title": "Renamed"}),
+        orjson.dumps({"book_id": 2, "title": "Also renamed"}),
+        orjson.dumps({"book_id": 3, "emb": [0.0, 0.0, 0.0, 1.0]}),  # other fields: a batch
+        orjson.dumps({"title": "No key"}),
+    ]
+    job = upload(cluster, lines, partial_update=True)
+
+    assert run_job_slice(job.pk) is SliceOutcome.FINISHED
+
+    job.refresh_from_db()
+    assert job.status == JobStatus.PARTIALLY_FAILED, job.error_message
+    assert collection.entities == {
+        1: {**book(1), "title": "Renamed"},
+        2: {**book(2), "title": "Also renamed"},
+        3: {**book(3), "emb": [0.0, 0.0, 0.0, 1.0]},
+    }
+    sent = [r.json() for r in fake.requests if r.path == V2_UPSERT]
+    assert [body["partialUpdate"] for body in sent] == [True, True]
+    assert [[sorted(row) for row in body["data"]] for body in sent] == [
+        [["book_id", "title"], ["book_id", "title"]],
+        [["book_id", "emb"]],
+    ]
+    assert "`book_id` (the primary key) is missing" in FailedRow.objects.get(job=job).reason
+    started = AuditEvent.objects.get(action=AuditAction.JOB_FINISHED, target_id=str(job.pk))
+    assert started.details["rows_upserted"] == 3
+
+
+@pytest.mark.parametrize(
+    ("api_version", "server_version", "refusal"),
+    [
+        ("v1", "v2.6.4", "needs REST v2 or gRPC"),
+        ("v2", "v2.5.11", "the server says it is v2.5.11"),
+        ("v2", "", "Type the server's version in the cluster's settings"),
+    ],
+)
+def test_a_partial_update_is_refused_where_the_server_would_replace_whole_entities(
+    fake, api_version, server_version, refusal
+):
+    from upserts.services.submissions import Start, UploadTarget, submit_upload
+    from upserts.services.uploads import UploadRejected
+
+    FakeCollection().serve(fake, api=api_version)
+    cluster = ClusterEndpoint.objects.create(
+        name="old", base_url=fake.url, api_version=api_version, server_version=server_version
+    )
+
+    with pytest.raises(UploadRejected, match=refusal):
+        submit_upload(
+            source=io.BytesIO(orjson.dumps({"book_id": 1, "title": "x"}) + b"\n"),
+            filename="books.jsonl",
+            target=UploadTarget(cluster, "books", partial_update=True),
+            start=Start.QUEUED,
+        )
+    assert not UpsertJob.objects.exists()

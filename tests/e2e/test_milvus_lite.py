@@ -170,3 +170,32 @@ def test_rows_may_leave_out_or_null_a_nullable_field_and_one_with_a_default(
         2: {"book_id": 2, "title": "Left out", "year": None, "shelf": "A"},
         3: {"book_id": 3, "title": "Nulls", "year": None, "shelf": "A"},
     }
+
+
+def test_a_partial_update_over_grpc_keeps_the_fields_a_row_leaves_out(
+    lite_client, lite_books, lite_cluster, upload, run_in_worker
+):
+    full = [
+        {"book_id": i, "title": f"Book {i}", "meta": {"shelf": i}, "emb": [0.5, 0.25, 0.0, i]}
+        for i in range(1, 6)
+    ]
+    content = b"".join(json.dumps(r).encode() + b"\n" for r in full)
+    first = run_in_worker(upload(content, "a.jsonl", lite_books, cluster=lite_cluster))
+    assert first.status == JobStatus.SUCCEEDED, first.error_message
+    changes = b"".join(
+        json.dumps({"book_id": i, "title": f"Retitled {i}"}).encode() + b"\n" for i in (2, 4)
+    )
+
+    job = run_in_worker(
+        upload(changes, "titles.jsonl", lite_books, cluster=lite_cluster, partial_update=True)
+    )
+
+    assert job.status == JobStatus.SUCCEEDED, job.error_message
+    entities = stored(lite_client, lite_books)
+    assert [entities[i]["title"] for i in range(1, 6)] == [
+        "Book 1", "Retitled 2", "Book 3", "Retitled 4", "Book 5"
+    ]  # fmt: skip
+    assert entities[4]["meta"] == {"shelf": 4}
+    assert entities[4]["emb"] == pytest.approx([0.5, 0.25, 0.0, 4.0])
+    ended = AuditEvent.objects.get(action=AuditAction.JOB_FINISHED, target_id=str(job.pk))
+    assert ended.details["rows_upserted"] == 2

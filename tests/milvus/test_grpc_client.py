@@ -22,7 +22,7 @@ from upserts.milvus.errors import (
 )
 from upserts.milvus.grpc_client import GrpcClusterClient, grpc_address
 from upserts.milvus.grpc_columns import ColumnEncoder
-from upserts.milvus.grpc_wire import valid_data_of
+from upserts.milvus.grpc_wire import is_partial_update, valid_data_of
 from upserts.milvus.network import NetworkPolicy
 from upserts.milvus.schema import CollectionSchema, FieldSchema
 from upserts.readers import NumberVector
@@ -304,3 +304,36 @@ def test_a_column_that_rows_may_leave_out_carries_its_values_and_a_flag_per_row(
     assert valid_data_of(columns["shelf"]) == [True, False, False]
     # A field every row must give carries no flags, as Milvus 2.3.5 expects.
     assert valid_data_of(columns["title"]) == [] and valid_data_of(columns["id"]) == []
+
+
+def test_an_int8_vector_column_goes_as_one_signed_byte_per_value():
+    schema = CollectionSchema(
+        name="books",
+        fields=(
+            FieldSchema("id", "Int64", is_primary=True),
+            FieldSchema("emb", "Int8Vector", dim=3),
+        ),
+    )
+    encoder = ColumnEncoder(schema, database="", collection="books")
+
+    request = encoder.request([{"id": 1, "emb": [-128, 0, 127]}, {"id": 2, "emb": [1, 2, 3]}])
+
+    column = next(c for c in request.fields_data if c.field_name == "emb")
+    assert column.type == 105 and column.vectors.dim == 3
+    # Written by its field number (7), which pymilvus 2.4.15's VectorField does not know.
+    assert column.vectors.SerializeToString().endswith(b"\x3a\x06\x80\x00\x7f\x01\x02\x03")
+    with pytest.raises(DataRejectedError, match="outside -128 to 127"):
+        encoder.request([{"id": 1, "emb": [0, 0, 128]}])
+
+
+def test_a_partial_update_request_carries_the_flag_and_only_the_fields_the_rows_give():
+    dynamic = CollectionSchema(name="books", fields=SCHEMA.fields, enable_dynamic_field=True)
+    encoder = ColumnEncoder(dynamic, database="", collection="books", partial_update=True)
+
+    request = encoder.request([{"id": 1, "title": "a"}, {"id": 2, "title": "b"}])
+    full = ColumnEncoder(dynamic, database="", collection="books").request(ROWS)
+
+    assert [c.field_name for c in request.fields_data] == ["id", "title"]
+    assert is_partial_update(request) and not is_partial_update(full)
+    # Field 9 of Milvus' UpsertRequest, which pymilvus 2.4.15 does not know.
+    assert request.SerializeToString().endswith(b"\x48\x01")

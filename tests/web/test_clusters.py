@@ -198,6 +198,8 @@ def test_testing_a_live_cluster_shows_latency_and_the_collections_it_found(
     page = page_text(response)
     assert "connected" in page and " ms</strong>" in page
     assert books in page
+    assert "Answers REST v1, gRPC · Milvus v2.3.5" in page
+    assert ("API to gRPC to load faster" in page) is (milvus_cluster.api_version == "v1")
     assert "reachable" in page_text(row)
     milvus_cluster.refresh_from_db()
     assert milvus_cluster.last_test_ok is True

@@ -128,6 +128,9 @@ class JobSerializer(serializers.Serializer):
         "left out.",
     )
     dry_run = serializers.BooleanField(help_text="A check of the file that sends nothing.")
+    partial_update = serializers.BooleanField(
+        help_text="Each row changes only the fields it gives; the entities keep the others."
+    )
     retry_of = serializers.IntegerField(
         source="retry_of_id",
         allow_null=True,
@@ -232,6 +235,11 @@ class JobCreateSerializer(serializers.Serializer):
         help_text="Read and check every row and send none: the job ends with its failed rows "
         "and their reasons.",
     )
+    partial_update = serializers.BooleanField(
+        default=False,
+        help_text="Update only the fields in the file: each row needs its primary key and "
+        "changes only the fields it gives (REST v2 or gRPC, Milvus 2.6.2 and later).",
+    )
 
     _ONE_SOURCE = (
         "Give one of the file, a finished upload (`upload`) or an object in a bucket (`source`)."
@@ -259,7 +267,11 @@ class JobCreateSerializer(serializers.Serializer):
     def upload_target(self) -> UploadTarget:
         data = self.validated_data
         return UploadTarget(
-            data["cluster"], data["collection"], data["database"], data["partition"]
+            data["cluster"],
+            data["collection"],
+            data["database"],
+            data["partition"],
+            data["partial_update"],
         )
 
     def job_limits(self) -> JobLimits:
@@ -358,6 +370,10 @@ _CLUSTER_HELP = {
     "default_database": "The database used when a job names none.",
     "verify_tls": "Whether TLS certificates are verified.",
     "request_timeout_seconds": "Seconds to wait for one answer of the cluster (1–600).",
+    "server_version": "The Milvus version as the server names it (v2.6.4); filled in by the "
+    "connection test where the endpoint says, typed otherwise. Partial updates need 2.6.2.",
+    "max_request_mb": "The largest request the cluster takes, in MB (1–1024; 64 on Milvus and "
+    "Zilliz Cloud by default); every batch stays below it.",
     "is_enabled": "A disabled cluster keeps its jobs but takes no new ones.",
     "has_token": "Whether a token is stored (the token itself is never shown).",
     "last_tested_at": "When the connection was last tested.",
@@ -384,6 +400,8 @@ class ClusterSerializer(serializers.ModelSerializer):
             "default_database",
             "verify_tls",
             "request_timeout_seconds",
+            "max_request_mb",
+            "server_version",
             "is_enabled",
             "has_token",
             "last_tested_at",
@@ -446,6 +464,16 @@ class ConnectionTestSerializer(serializers.Serializer):
     database = serializers.CharField(help_text="The database whose collections were listed.")
     collections = serializers.ListField(
         child=serializers.CharField(), help_text="The database's collections, sorted."
+    )
+    answers = serializers.ListField(
+        child=serializers.ChoiceField(choices=["v1", "v2", "grpc"]),
+        help_text="The APIs the endpoint answers (a refused token counts as an answer).",
+    )
+    server_version = serializers.CharField(
+        help_text="The server's version where it says (gRPC only); empty otherwise."
+    )
+    suggestion = serializers.CharField(
+        help_text="What to change about the cluster's API, e.g. v1 to v2; empty if nothing."
     )
     cluster = serializers.SerializerMethodField(help_text="The cluster, with the test recorded.")
 

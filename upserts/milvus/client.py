@@ -32,6 +32,10 @@ from .transport import RowForm, UpsertResult
 
 # "grpc" is carried by ``grpc_client.GrpcClusterClient``; this module speaks REST only.
 ApiVersion = Literal["v1", "v2", "grpc"]
+PARTIAL_UPDATE_NEEDS = (
+    "Updating only the fields in the file needs REST v2 or gRPC, and Milvus 2.6.2 or later; "
+    "this cluster uses REST v1"
+)
 _EXCERPT_CHARS = 200
 _TAG = re.compile(r"<[^>]*>")
 _SPACES = re.compile(r"\s+")
@@ -280,6 +284,7 @@ class ClusterClient:
         collection: str,
         rows: Sequence[dict[str, Any]],
         partition: str = "",
+        partial_update: bool = False,
     ) -> bytes:
         """The request body, encoded once so a caller can time it and resend it unchanged.
 
@@ -300,6 +305,10 @@ class ClusterClient:
         payload["collectionName"] = collection
         if partition:
             payload["partitionName"] = partition
+        if partial_update:
+            if self.config.api_version == "v1":
+                raise FatalTargetError(PARTIAL_UPDATE_NEEDS)
+            payload["partialUpdate"] = True
         payload["data"] = rows
         try:
             body = orjson.dumps(payload)
@@ -311,23 +320,40 @@ class ClusterClient:
             _check_finite(rows)
         return body
 
-    def upsert_body_prefix(self, *, database: str, collection: str, partition: str = "") -> bytes:
+    def upsert_body_prefix(
+        self, *, database: str, collection: str, partition: str = "", partial_update: bool = False
+    ) -> bytes:
         """The body up to ``"data":[``, for callers that encode and join rows themselves.
 
         Batching by bytes needs each row's encoded size, so a caller encodes rows one by one
         and joins them after this prefix (``data`` is always the body's last key).
         """
         body = self.encode_upsert_body(
-            database=database, collection=collection, rows=[{}], partition=partition
+            database=database,
+            collection=collection,
+            rows=[{}],
+            partition=partition,
+            partial_update=partial_update,
         )
         return body[: -len(b"{}]}")]
 
     def upsert_encoder(
-        self, *, database: str, collection: str, schema: CollectionSchema, partition: str = ""
+        self,
+        *,
+        database: str,
+        collection: str,
+        schema: CollectionSchema,
+        partition: str = "",
+        partial_update: bool = False,
     ) -> JsonRowEncoder:
         """The schema is not needed: each row's JSON text is the row as sent."""
         return JsonRowEncoder(
-            self.upsert_body_prefix(database=database, collection=collection, partition=partition)
+            self.upsert_body_prefix(
+                database=database,
+                collection=collection,
+                partition=partition,
+                partial_update=partial_update,
+            )
         )
 
     def send_upsert(self, request: bytes) -> UpsertResult:

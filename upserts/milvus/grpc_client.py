@@ -32,7 +32,7 @@ from .errors import (
     classify_failure,
 )
 from .grpc_columns import ColumnEncoder
-from .grpc_wire import field_is_nullable
+from .grpc_wire import data_type_name, field_is_nullable
 from .schema import CollectionSchema, FieldSchema
 from .transport import RowForm, UpsertResult
 
@@ -222,10 +222,27 @@ class GrpcClusterClient:
             pass  # the load state only informs a person
         return collection_from_proto(response, load_state=load_state)
 
+    def server_version(self) -> str:
+        """The server's version as it names it (``v2.3.5``); REST has no such question."""
+        response = self._call("GetVersion", milvus_pb2.GetVersionRequest(), "")
+        return str(response.version)
+
     def upsert_encoder(
-        self, *, database: str, collection: str, schema: CollectionSchema, partition: str = ""
+        self,
+        *,
+        database: str,
+        collection: str,
+        schema: CollectionSchema,
+        partition: str = "",
+        partial_update: bool = False,
     ) -> ColumnEncoder:
-        return ColumnEncoder(schema, database=database, collection=collection, partition=partition)
+        return ColumnEncoder(
+            schema,
+            database=database,
+            collection=collection,
+            partition=partition,
+            partial_update=partial_update,
+        )
 
     def send_upsert(self, request: milvus_pb2.UpsertRequest) -> UpsertResult:
         started = time.perf_counter()
@@ -335,8 +352,8 @@ def collection_from_proto(
         if item.is_dynamic:
             continue
         params = {pair.key: pair.value for pair in item.type_params}
-        data_type = schema_pb2.DataType.Name(item.data_type)
-        element_type = schema_pb2.DataType.Name(item.element_type) if data_type == "Array" else None
+        data_type = data_type_name(item.data_type)
+        element_type = data_type_name(item.element_type) if data_type == "Array" else None
         fields.append(
             FieldSchema(
                 name=item.name,

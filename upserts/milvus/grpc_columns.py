@@ -14,7 +14,13 @@ import orjson
 from pymilvus.grpc_gen import milvus_pb2, schema_pb2
 
 from .errors import DataRejectedError, FatalTargetError
-from .grpc_wire import set_valid_data, varint
+from .grpc_wire import (
+    data_type_number,
+    set_int8_vector,
+    set_partial_update,
+    set_valid_data,
+    varint,
+)
 from .schema import CollectionSchema, FieldSchema
 
 # Where the keys of a row beyond the schema go when the collection's dynamic field is on.
@@ -31,7 +37,14 @@ _SCALAR_TYPES = {
     "String": ("string_data", schema_pb2.StringArray),
 }
 _VECTOR_TYPES = frozenset(
-    {"FloatVector", "BinaryVector", "Float16Vector", "BFloat16Vector", "SparseFloatVector"}
+    {
+        "FloatVector",
+        "BinaryVector",
+        "Float16Vector",
+        "BFloat16Vector",
+        "Int8Vector",
+        "SparseFloatVector",
+    }
 )
 
 
@@ -72,6 +85,17 @@ def _bfloat16_bytes(values: list[Any], dim: int) -> bytes:
     return rounded.astype("<u2").tobytes()
 
 
+def _int8_bytes(values: list[Any], dim: int) -> bytes:
+    flat = np.asarray([_vector_values(value) for value in values], dtype=np.int64).ravel()
+    if flat.size != len(values) * dim:
+        raise ValueError(
+            f"{len(values)} vectors hold {flat.size} values, not {len(values)} × {dim}"
+        )
+    if flat.size and (flat.min() < -128 or flat.max() > 127):
+        raise ValueError("an Int8Vector value is outside -128 to 127")
+    return flat.astype(np.int8).tobytes()
+
+
 def _sparse_row(value: Any) -> bytes:
     """A sparse vector ({index: value}) as Milvus stores it: (uint32 index, float32 value)
     pairs in index order."""
@@ -96,7 +120,13 @@ class ColumnEncoder:
     """Builds upsert requests for one collection from checked entities, column by column."""
 
     def __init__(
-        self, schema: CollectionSchema, *, database: str, collection: str, partition: str = ""
+        self,
+        schema: CollectionSchema,
+        *,
+        database: str,
+        collection: str,
+        partition: str = "",
+        partial_update: bool = False,
     ) -> None:
         unsupported = [
             f"`{field.name}` ({field.data_type})"
@@ -114,6 +144,7 @@ class ColumnEncoder:
         self.database = database
         self.collection = collection
         self.partition = partition
+        self.partial_update = partial_update
         self._fields = tuple(schema.fields)
         self._names = frozenset(field.name for field in schema.fields)
         self._dynamic = schema.enable_dynamic_field
@@ -142,16 +173,27 @@ class ColumnEncoder:
         return row
 
     def request(self, rows: Sequence[dict[str, Any]]) -> milvus_pb2.UpsertRequest:
-        columns = [self._column(field, rows) for field in self._fields]
-        if self._dynamic:
+        fields = self._fields
+        if self.partial_update:
+            # Only the fields the rows give (every row of the batch gives the same ones).
+            fields = tuple(field for field in fields if rows and field.name in rows[0])
+        columns = [self._column(field, rows) for field in fields]
+        names = self._names
+        # A partial update without keys beyond the schema leaves the dynamic field as stored.
+        if self._dynamic and not (
+            self.partial_update and rows and all(key in names for key in rows[0])
+        ):
             columns.append(self._dynamic_column(rows))
-        return milvus_pb2.UpsertRequest(
+        request = milvus_pb2.UpsertRequest(
             db_name=self.database,
             collection_name=self.collection,
             partition_name=self.partition,
             fields_data=columns,
             num_rows=len(rows),
         )
+        if self.partial_update:
+            set_partial_update(request)
+        return request
 
     def _column(self, field: FieldSchema, rows: Sequence[dict[str, Any]]) -> schema_pb2.FieldData:
         name = field.name
@@ -171,9 +213,7 @@ class ColumnEncoder:
                 f"row {index} of the batch has no field `{name}`",
                 cluster_message=f"the row has no field `{name}`",
             ) from None
-        data = schema_pb2.FieldData(
-            type=schema_pb2.DataType.Value(field.data_type), field_name=name
-        )
+        data = schema_pb2.FieldData(type=data_type_number(field.data_type), field_name=name)
         try:
             self._fill(data, field, values)
         except (TypeError, ValueError, OverflowError) as exc:
@@ -214,6 +254,9 @@ class ColumnEncoder:
         elif kind == "BFloat16Vector":
             data.vectors.dim = field.dim or 0
             data.vectors.bfloat16_vector = _bfloat16_bytes(values, data.vectors.dim)
+        elif kind == "Int8Vector":
+            data.vectors.dim = field.dim or 0
+            set_int8_vector(data.vectors, _int8_bytes(values, data.vectors.dim))
         elif kind == "SparseFloatVector":
             contents = [_sparse_row(value) for value in values]
             top = max((max(map(int, dict(v)), default=-1) for v in values), default=-1)
@@ -258,4 +301,5 @@ def _vector_bytes(field: FieldSchema) -> int:
         "Float16Vector": 2 * dim,
         "BFloat16Vector": 2 * dim,
         "BinaryVector": dim // 8,
+        "Int8Vector": dim,
     }.get(field.data_type, 0)

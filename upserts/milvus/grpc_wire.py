@@ -14,11 +14,18 @@ from collections.abc import Sequence
 
 from google.protobuf.message import Message
 from google.protobuf.unknown_fields import UnknownFieldSet
+from pymilvus.grpc_gen import schema_pb2
 
 # FieldSchema.nullable (bool), Milvus 2.5.
 _FIELD_SCHEMA_NULLABLE = 15
 # FieldData.valid_data (repeated bool): which rows of a column hold a value, Milvus 2.5.
 _FIELD_DATA_VALID_DATA = 7
+# UpsertRequest.partial_update (bool), Milvus 2.6.2.
+_UPSERT_PARTIAL_UPDATE = 9
+# VectorField.int8_vector (bytes) and DataType Int8Vector, Milvus 2.6.
+_VECTOR_FIELD_INT8_VECTOR = 7
+INT8_VECTOR_TYPE = 105
+_VARINT = 0
 _LENGTH_DELIMITED = 2
 
 
@@ -70,3 +77,38 @@ def valid_data_of(field_data: Message) -> list[bool]:
             else:
                 flags.append(bool(data))
     return flags
+
+
+def data_type_name(number: int) -> str:
+    """A DataType's name, Int8Vector included, which the enum of pymilvus 2.4.15 lacks."""
+    if number == INT8_VECTOR_TYPE:
+        return "Int8Vector"
+    return str(schema_pb2.DataType.Name(number))
+
+
+def data_type_number(name: str) -> int:
+    if name == "Int8Vector":
+        return INT8_VECTOR_TYPE
+    return int(schema_pb2.DataType.Value(name))
+
+
+def set_int8_vector(vectors: Message, raw: bytes) -> None:
+    """An Int8Vector column: one signed byte per value, rows end to end."""
+    vectors.MergeFromString(
+        _key(_VECTOR_FIELD_INT8_VECTOR, _LENGTH_DELIMITED) + varint(len(raw)) + raw
+    )
+
+
+def set_partial_update(request: Message) -> None:
+    """Have the upsert change only the fields its columns give (Milvus 2.6.2 and later)."""
+    request.MergeFromString(_key(_UPSERT_PARTIAL_UPDATE, _VARINT) + b"\x01")
+
+
+def is_partial_update(request: Message) -> bool:
+    known = getattr(request, "partial_update", None)
+    if known is not None:
+        return bool(known)
+    return any(
+        entry.field_number == _UPSERT_PARTIAL_UPDATE and entry.data
+        for entry in UnknownFieldSet(request)
+    )

@@ -56,8 +56,16 @@ class ClusterTransport(Protocol):
     def describe_collection(self, database: str, collection: str) -> CollectionSchema: ...
 
     def upsert_encoder(
-        self, *, database: str, collection: str, schema: CollectionSchema, partition: str = ""
-    ) -> UpsertEncoder: ...
+        self,
+        *,
+        database: str,
+        collection: str,
+        schema: CollectionSchema,
+        partition: str = "",
+        partial_update: bool = False,
+    ) -> UpsertEncoder:
+        """``partial_update``: each row changes only the fields it gives (Milvus 2.6.2 and
+        later); every row of a request must then give the same fields."""
 
     def send_upsert(self, request: Any) -> UpsertResult:
         """Send one request an encoder built; every failure is a ``ClusterError``."""

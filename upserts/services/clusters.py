@@ -4,7 +4,7 @@ process), registering, changing, testing and removing them, each change audited.
 import os
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import requests
@@ -15,10 +15,16 @@ from django.db import transaction
 from django.utils import timezone
 
 from upserts.errors import ConsoleError
-from upserts.milvus.client import ClusterClient, ClusterConfig, make_session
-from upserts.milvus.errors import ClusterError
+from upserts.milvus.client import (
+    PARTIAL_UPDATE_NEEDS,
+    ClusterClient,
+    ClusterConfig,
+    make_session,
+)
+from upserts.milvus.errors import ClusterError, RetryableClusterError
 from upserts.milvus.grpc_client import GrpcChannel, GrpcClusterClient
 from upserts.milvus.network import NetworkPolicy
+from upserts.milvus.probe import ApiProbe, probe_endpoint, takes_partial_updates
 from upserts.milvus.schema import CollectionSchema
 from upserts.milvus.transport import ClusterTransport
 from upserts.models import AuditAction, ClusterEndpoint
@@ -100,6 +106,8 @@ EDITABLE_CLUSTER_FIELDS = (
     "default_database",
     "verify_tls",
     "request_timeout_seconds",
+    "max_request_mb",
+    "server_version",
     "is_enabled",
 )
 
@@ -113,6 +121,8 @@ def create_cluster(
     default_database: str = "default",
     verify_tls: bool = True,
     request_timeout_seconds: int = 30,
+    max_request_mb: int = 64,
+    server_version: str = "",
     is_enabled: bool = True,
     actor: Actor = None,
     client_ip: str | None = None,
@@ -125,6 +135,8 @@ def create_cluster(
         default_database=default_database or "default",
         verify_tls=verify_tls,
         request_timeout_seconds=request_timeout_seconds,
+        max_request_mb=max_request_mb,
+        server_version=server_version.strip(),
         is_enabled=is_enabled,
         created_by=actor if isinstance(actor, AbstractBaseUser) else None,  # type: ignore[misc]
     )
@@ -203,6 +215,36 @@ class ConnectionTest:
     database: str
     collections: list[str] = field(default_factory=list)
     error: str = ""
+    # The APIs the endpoint answers ("v1", "v2", "grpc"), its version where it says, and what
+    # to change about the cluster's API, if anything.
+    answers: list[str] = field(default_factory=list)
+    server_version: str = ""
+    suggestion: str = ""
+
+    @property
+    def answer_names(self) -> list[str]:
+        return [_API_NAMES.get(api, api) for api in self.answers]
+
+
+_API_NAMES = {"v1": "REST v1", "v2": "REST v2", "grpc": "gRPC"}
+
+
+def _suggestion(current: str, answers: list[str]) -> str:
+    """What a person may want to change, given the APIs the endpoint answers."""
+    if current == "v1" and "v2" in answers:
+        advice = (
+            "This endpoint answers REST v2 too: switch the cluster's API to v2, the API "
+            "today's Milvus and Zilliz Cloud develop (v1 is to be deprecated)."
+        )
+        if "grpc" in answers:
+            advice += " It answers gRPC as well, which takes several times the rows per second."
+        return advice
+    if current in ("v1", "v2") and "grpc" in answers:
+        return (
+            "This endpoint answers gRPC too, which takes several times the rows per second of "
+            "REST on a self-hosted Milvus: switch the cluster's API to gRPC to load faster."
+        )
+    return ""
 
 
 def check_connection(
@@ -230,7 +272,23 @@ def check_connection(
             database=database,
             error=str(exc),
         )
+        unreachable = isinstance(exc, RetryableClusterError)
+    else:
+        unreachable = False
+    if not unreachable:
+        # An endpoint that answers at all is asked which APIs it serves; one that does not
+        # answer would only make the test wait for each.
+        known = ApiProbe(cluster.api_version, True) if result.ok else None  # type: ignore[arg-type]
+        probed = probe_endpoint(cluster_config(cluster), database, known=known)
+        result = replace(
+            result,
+            answers=[str(api) for api in probed.answering],
+            server_version=probed.server_version,
+            suggestion=_suggestion(cluster.api_version, list(probed.answering)),
+        )
+    learned = {"server_version": result.server_version} if result.server_version else {}
     ClusterEndpoint.objects.filter(pk=cluster.pk).update(
+        **learned,
         last_tested_at=timezone.now(),
         last_test_ok=result.ok,
         last_test_latency_ms=result.latency_ms,
@@ -248,6 +306,8 @@ def check_connection(
             "database": database,
             "collections": len(result.collections),
             "error": result.error,
+            "answers": result.answers,
+            "server_version": result.server_version,
         },
     )
     return result
@@ -289,3 +349,34 @@ def describe_collection(
 
 def _describe(cluster: ClusterEndpoint) -> dict[str, Any]:
     return {name: getattr(cluster, name) for name in EDITABLE_CLUSTER_FIELDS}
+
+
+def partial_update_problem(cluster: ClusterEndpoint) -> str:
+    """Why jobs on the cluster cannot update only the fields in their files, or "".
+
+    The server is asked its version over gRPC (REST has no such question; Milvus serves both
+    at one address), else the version the cluster's settings name is taken: a Milvus before
+    2.6.2 ignores the option and would replace each whole entity, so a version that is too
+    old, or that cannot be learned, refuses the job.
+    """
+    if cluster.api_version == ClusterEndpoint.ApiVersion.V1:
+        return PARTIAL_UPDATE_NEEDS
+    config = replace(cluster_config(cluster), api_version="grpc")
+    try:
+        with GrpcClusterClient(config) as client:
+            version = client.server_version()
+    except ClusterError as exc:
+        if not cluster.server_version:
+            return (
+                "Updating only the fields in the file needs Milvus 2.6.2 or later, and the "
+                f"server did not say its version over gRPC ({exc}); a server before 2.6.2 "
+                "would replace each whole entity, so the job is refused. Type the server's "
+                "version in the cluster's settings if the endpoint does not say it"
+            )
+        version = cluster.server_version
+    if not takes_partial_updates(version):
+        return (
+            "Updating only the fields in the file needs Milvus 2.6.2 or later; the server "
+            f"says it is {version or 'of no version'}, which would replace each whole entity"
+        )
+    return ""

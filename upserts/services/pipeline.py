@@ -46,7 +46,7 @@ from upserts.preparation import RefusedRow, RowPreparer
 from upserts.readers import FileFormatError, SourceRow, read_rows
 from upserts.services import jobs
 from upserts.services.audit import record_event
-from upserts.services.clusters import client_for
+from upserts.services.clusters import client_for, partial_update_problem
 from upserts.services.entity_writes import record_entity_writes
 from upserts.services.failed_rows import failed_row, stored_size
 from upserts.services.job_files import open_job_file
@@ -97,6 +97,8 @@ class PendingBatch:
     # Primary keys in the batch: a key seen again starts a new batch, and a batch waits for
     # any batch in flight that shares a key, so the file's last row for a key always wins.
     keys: set[Any] = field(default_factory=set)
+    # In a partial update, the fields every row of the batch gives.
+    field_names: frozenset[str] | None = None
 
     def add(self, number: int, key: Any, row: Any, size: int) -> None:
         self.keys.add(key)
@@ -195,6 +197,9 @@ def _prepare(job: UpsertJob) -> CollectionSchema | None:
     schema = _describe_with_retries(job)
     if job.status == JobStatus.VALIDATING:
         problems = blocking_schema_problems(schema)
+        if job.partial_update:
+            # The cluster may have been changed, or its server downgraded, since the upload.
+            problems += [problem] if (problem := partial_update_problem(job.cluster)) else []
         if problems:
             _fail(job, " ".join(problems))
             return None
@@ -257,12 +262,19 @@ class _SliceRun:
             file_format=job.file_format,
             mapping=ColumnMapping.from_json(job.column_mapping),
             row_form=self.transport.row_form,
+            partial_update=job.partial_update,
         )
         self.encoder = self.transport.upsert_encoder(
             database=job.database_name,
             collection=job.collection_name,
             schema=schema,
             partition=job.partition_name,
+            partial_update=job.partial_update,
+        )
+        # The job's byte budget, within what the cluster takes in one request (less what the
+        # request adds around its rows).
+        self.max_batch_bytes = min(
+            job.max_batch_bytes, job.cluster.max_request_mb * 1024 * 1024 - _REQUEST_OVERHEAD
         )
         self.in_flight: deque[tuple[PendingBatch, Future[BatchOutcome]]] = deque()
         self.batch = PendingBatch(sequence=job.batches_done + 1, first_row=job.checkpoint_row + 1)
@@ -306,20 +318,24 @@ class _SliceRun:
         else:
             key, outgoing = prepared
             size = self.encoder.row_size(outgoing)
-            too_big = batch.rows and batch.size_bytes + size > self.job.max_batch_bytes
-            if key in batch.keys or too_big:
-                # A repeated key, or a row that would push the batch over its byte budget,
-                # opens the next batch.
+            too_big = batch.rows and batch.size_bytes + size > self.max_batch_bytes
+            # A partial update's request carries the same fields for every row.
+            names = self.preparer.field_names if self.job.partial_update else None
+            other_fields = bool(batch.rows) and names != batch.field_names
+            if key in batch.keys or too_big or other_fields:
+                # A repeated key, a row that would push the batch over its byte budget, or
+                # one that gives other fields than the batch's rows, opens the next batch.
                 self._submit(batch)
                 closed = True
                 batch = self.batch = PendingBatch(sequence=batch.sequence + 1, first_row=row.number)
+            batch.field_names = names
             batch.add(row.number, key, outgoing, size)
         batch.last_row = row.number
         batch.position_after = row.position_after
         if (
             len(batch.rows) >= self.job.batch_size
             or batch.rows_in_range >= 4 * self.job.batch_size
-            or batch.failure_bytes >= self.job.max_batch_bytes
+            or batch.failure_bytes >= self.max_batch_bytes
         ):
             self._submit(batch)
             closed = True
@@ -373,6 +389,10 @@ class _SliceRun:
     def _drain(self) -> None:
         while self.in_flight:
             self._commit_oldest()
+
+
+# Room a request needs beyond its rows' own bytes: the body's fields, separators, framing.
+_REQUEST_OVERHEAD = 64 * 1024
 
 
 def _prepare_row(

@@ -48,14 +48,24 @@ class Start(enum.Enum):
 
 @dataclass(frozen=True)
 class UploadTarget:
+    """Where a file's rows go, and whether each replaces its entity or, with
+    ``partial_update``, changes only the fields it gives."""
+
     cluster: ClusterEndpoint
     collection_name: str
     database_name: str = ""
     partition_name: str = ""
+    partial_update: bool = False
 
     @classmethod
     def of_job(cls, job: UpsertJob) -> "UploadTarget":
-        return cls(job.cluster, job.collection_name, job.database_name, job.partition_name)
+        return cls(
+            job.cluster,
+            job.collection_name,
+            job.database_name,
+            job.partition_name,
+            job.partial_update,
+        )
 
 
 def submit_upload(
@@ -90,6 +100,7 @@ def submit_upload(
         collection_name=target.collection_name,
         database_name=target.database_name,
         partition_name=target.partition_name,
+        partial_update=target.partial_update,
     )
     mapping = mapping or ColumnMapping()
     problems = mapping.problems_with(schema)
@@ -122,6 +133,7 @@ def submit_upload(
         client_ip=client_ip,
         retry_of=retry_of,
         column_mapping=mapping.to_json(),
+        partial_update=target.partial_update,
         stored_name=stored_name,
         in_place=in_place,
         facts=facts,

@@ -24,7 +24,7 @@ from upserts.readers import (
     spool_to_temporary_file,
 )
 from upserts.services.audit import record_event
-from upserts.services.clusters import describe_collection
+from upserts.services.clusters import describe_collection, partial_update_problem
 from upserts.services.job_files import FileInPlace, ObjectFacts
 from upserts.validation.collections import blocking_schema_problems
 
@@ -54,8 +54,10 @@ def check_upload_target(
     collection_name: str,
     database_name: str = "",
     partition_name: str = "",
+    partial_update: bool = False,
 ) -> CollectionSchema:
-    """The target collection's schema, if it can take upserts at all.
+    """The target collection's schema, if it can take upserts at all (and updates of only the
+    fields a file gives, with ``partial_update``).
 
     What the cluster's settings alone rule out is refused first, without a request; then the
     cluster is asked, so a missing collection or an autoID collection (which Milvus never lets
@@ -74,6 +76,10 @@ def check_upload_target(
     problems = blocking_schema_problems(schema)
     if problems:
         raise UploadRejected(" ".join(problems))
+    if partial_update:
+        problem = partial_update_problem(cluster)
+        if problem:
+            raise UploadRejected(f"{problem}.")
     return schema
 
 
@@ -117,6 +123,7 @@ def create_job(
     client_ip: str | None = None,
     retry_of: UpsertJob | None = None,
     column_mapping: dict[str, str | None] | None = None,
+    partial_update: bool = False,
     stored_name: str | None = None,
     in_place: "FileInPlace | None" = None,
     facts: "ObjectFacts | None" = None,
@@ -175,6 +182,7 @@ def create_job(
             max_in_flight=max_in_flight,
             retry_of=retry_of,
             column_mapping=column_mapping or {},
+            partial_update=partial_update,
             created_by=actor if isinstance(actor, AbstractBaseUser) else None,  # type: ignore[misc]
         )
         if max_batch_bytes is not None:
@@ -253,4 +261,5 @@ def job_summary(job: UpsertJob) -> dict[str, Any]:
             else {}
         ),
         **({"dry_run": True} if job.dry_run else {}),
+        **({"partial_update": True} if job.partial_update else {}),
     }

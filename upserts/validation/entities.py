@@ -33,7 +33,9 @@ class RowProblem:
 class EntityValidator:
     """The checks of one collection, built once and applied to every row of a file."""
 
-    def __init__(self, schema: CollectionSchema) -> None:
+    def __init__(self, schema: CollectionSchema, *, partial_update: bool = False) -> None:
+        """With ``partial_update`` a row gives its primary key and the fields it changes;
+        the others keep their stored values, so none of them is missing."""
         self.schema = schema
         self._dynamic = schema.enable_dynamic_field
         self._checks: dict[str, Check] = {}
@@ -49,7 +51,7 @@ class EntityValidator:
             self._checks[field.name] = check_for(field)
             self._checks_without_booleans[field.name] = check_for(field, may_hold_booleans=False)
             self._labels[field.name] = label or f"field `{field.name}`"
-            if not field.may_be_left_out:
+            if field.is_primary or not (partial_update or field.may_be_left_out):
                 required.append(field.name)
         self._required = tuple(required)
 

@@ -19,7 +19,14 @@ from upserts.validation.values import UnparsedText
 
 META = "$meta"
 _VECTOR_TYPES = frozenset(
-    {"FloatVector", "Float16Vector", "BFloat16Vector", "BinaryVector", "SparseFloatVector"}
+    {
+        "FloatVector",
+        "Float16Vector",
+        "BFloat16Vector",
+        "BinaryVector",
+        "Int8Vector",
+        "SparseFloatVector",
+    }
 )
 _SHOWN_NAMES = 5
 

@@ -41,6 +41,7 @@ JSON_TEXT_TYPES = frozenset(
         "Float16Vector",
         "BFloat16Vector",
         "BinaryVector",
+        "Int8Vector",
         "SparseFloatVector",
     }
 )
@@ -222,6 +223,23 @@ def _vector_problem(value: Any, type_name: str, dim: int | None, limit: float) -
     return None
 
 
+def _int8_vector_check(dim: int | None) -> Check:
+    # Milvus 2.6: dim integers from -128 to 127, as a JSON list (never base64).
+    expected = f"{dim} integers from -128 to 127" if dim else "integers from -128 to 127"
+
+    def check(value: Any) -> str | None:
+        if type(value) is not list:
+            return _wrong_type(f"a list of {expected}", value)
+        if dim is not None and len(value) != dim:
+            return f"expected {expected}, got {len(value)} values"
+        for index, element in enumerate(value, start=1):
+            if type(element) is not int or not -128 <= element <= 127:
+                return f"value {index} is {_show(element)}; expected {expected}"
+        return None
+
+    return check
+
+
 def _binary_vector_check(dim: int | None) -> Check:
     # The REST API takes a binary vector as its bytes, dim / 8 integers from 0 to 255.
     size = dim // 8 if dim is not None else None
@@ -310,6 +328,8 @@ def check_for(field: FieldSchema, *, may_hold_booleans: bool = True) -> Check:
         check = _float_vector_check(data_type, field.dim, may_hold_booleans=may_hold_booleans)
     elif data_type == "BinaryVector":
         check = _binary_vector_check(field.dim)
+    elif data_type == "Int8Vector":
+        check = _int8_vector_check(field.dim)
     elif data_type == "SparseFloatVector":
         check = _sparse_vector_check
     elif data_type == "JSON":

@@ -69,6 +69,12 @@ class Command(BaseCommand):
             action="store_true",
             help="Read and check every row and send none: a dry run that reports the failures.",
         )
+        parser.add_argument(
+            "--partial",
+            action="store_true",
+            help="Update only the fields in the file: each row gives its primary key and the "
+            "fields it changes; the entities keep the others (REST v2 or gRPC, Milvus 2.6.2+).",
+        )
         parser.add_argument("--user", help="Username recorded as the job's creator.")
         parser.add_argument(
             "--wait", action="store_true", help="Queue the job, then follow it to the end."
@@ -105,6 +111,7 @@ class Command(BaseCommand):
                 collection_name=options["collection"],
                 database_name=options["db"],
                 partition_name=options["partition"],
+                partial_update=options["partial"],
             ),
             "start": start,
             "limits": JobLimits(
