@@ -302,3 +302,26 @@ def test_a_partial_update_is_refused_where_the_server_would_replace_whole_entiti
             start=Start.QUEUED,
         )
     assert not UpsertJob.objects.exists()
+
+
+def test_the_upsert_command_updates_only_the_fields_in_the_file(fake, tmp_path):
+    from django.core.management import call_command
+
+    collection = FakeCollection().serve(fake, api="v2")
+    collection.entities.update({key: book(key) for key in (1, 2)})
+    cluster = v2_cluster(fake, server_version="v2.6.4")
+    path = tmp_path / "titles.csv"
+    path.write_text("book_id,title\n1,Renamed\n2,Also renamed\n")
+
+    call_command(
+        "upsert", str(path), "--cluster", cluster.name, "--collection", "books",
+        "--partial", "--here", stdout=io.StringIO(),
+    )  # fmt: skip
+
+    job = UpsertJob.objects.get()
+    assert job.partial_update and job.status == JobStatus.SUCCEEDED, job.error_message
+    assert collection.entities[2] == {**book(2), "title": "Also renamed"}
+    web = Client()
+    web.force_login(make_user("root", superuser=True))
+    page = web.get(reverse("job_detail", args=[job.pk])).content.decode()
+    assert "Updates only the fields in the file" in page
