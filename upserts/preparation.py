@@ -40,9 +40,10 @@ from upserts.validation.text_cells import (
     float_vector_fields,
     json_text_fields,
 )
+from upserts.validation.values import VECTOR_LIMITS
 
 _ENCODE_OPTIONS = orjson.OPT_SERIALIZE_NUMPY
-_FLOAT32_MAX = float(np.finfo(np.float32).max)
+_FLOAT32_MAX = VECTOR_LIMITS["FloatVector"]
 
 
 @dataclass(slots=True)

@@ -97,7 +97,6 @@ class Preview:
         if self.schema is None or not self.job.partial_update:
             return [], []
         filled = {choice.target for choice in self.column_choices}
-        filled |= {name for row in self.rows for name in row.values}
         fields = [f.name for f in self.schema.fields if not f.is_primary]
         return [n for n in fields if n in filled], [n for n in fields if n not in filled]
 

@@ -86,11 +86,7 @@ def _bfloat16_bytes(values: list[Any], dim: int) -> bytes:
 
 
 def _int8_bytes(values: list[Any], dim: int) -> bytes:
-    flat = np.asarray([_vector_values(value) for value in values], dtype=np.int64).ravel()
-    if flat.size != len(values) * dim:
-        raise ValueError(
-            f"{len(values)} vectors hold {flat.size} values, not {len(values)} × {dim}"
-        )
+    flat = _row_major(values, np.int64, dim)
     if flat.size and (flat.min() < -128 or flat.max() > 127):
         raise ValueError("an Int8Vector value is outside -128 to 127")
     return flat.astype(np.int8).tobytes()
@@ -204,15 +200,15 @@ class ColumnEncoder:
             present = [row.get(name) for row in rows]
             valid = [value is not None for value in present]
             values = [value for value in present if value is not None]
-        try:
-            if valid is None:
+        else:
+            try:
                 values = [row[name] for row in rows]
-        except KeyError:
-            index = next(i for i, row in enumerate(rows) if name not in row)
-            raise DataRejectedError(
-                f"row {index} of the batch has no field `{name}`",
-                cluster_message=f"the row has no field `{name}`",
-            ) from None
+            except KeyError:
+                index = next(i for i, row in enumerate(rows) if name not in row)
+                raise DataRejectedError(
+                    f"row {index} of the batch has no field `{name}`",
+                    cluster_message=f"the row has no field `{name}`",
+                ) from None
         data = schema_pb2.FieldData(type=data_type_number(field.data_type), field_name=name)
         try:
             self._fill(data, field, values)

@@ -46,15 +46,17 @@ def _key(number: int, wire_type: int) -> bytes:
     return varint(number << 3 | wire_type)
 
 
-def field_is_nullable(field_schema: Message) -> bool:
-    """Whether a described field is nullable, from a schema message of any pymilvus."""
-    known = getattr(field_schema, "nullable", None)
+def _flag(message: Message, name: str, number: int) -> bool:
+    """A bool field of ``message``: its own, where the message knows it, else as read."""
+    known = getattr(message, name, None)
     if known is not None:
         return bool(known)
-    return any(
-        entry.field_number == _FIELD_SCHEMA_NULLABLE and entry.data
-        for entry in UnknownFieldSet(field_schema)
-    )
+    return any(entry.field_number == number and entry.data for entry in UnknownFieldSet(message))
+
+
+def field_is_nullable(field_schema: Message) -> bool:
+    """Whether a described field is nullable, from a schema message of any pymilvus."""
+    return _flag(field_schema, "nullable", _FIELD_SCHEMA_NULLABLE)
 
 
 def set_valid_data(field_data: Message, valid: Sequence[bool]) -> None:
@@ -105,10 +107,4 @@ def set_partial_update(request: Message) -> None:
 
 
 def is_partial_update(request: Message) -> bool:
-    known = getattr(request, "partial_update", None)
-    if known is not None:
-        return bool(known)
-    return any(
-        entry.field_number == _UPSERT_PARTIAL_UPDATE and entry.data
-        for entry in UnknownFieldSet(request)
-    )
+    return _flag(request, "partial_update", _UPSERT_PARTIAL_UPDATE)

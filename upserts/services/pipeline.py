@@ -320,7 +320,7 @@ class _SliceRun:
             size = self.encoder.row_size(outgoing)
             too_big = batch.rows and batch.size_bytes + size > self.max_batch_bytes
             # A partial update's request carries the same fields for every row.
-            names = self.preparer.field_names if self.job.partial_update else None
+            names = self.preparer.field_names
             other_fields = bool(batch.rows) and names != batch.field_names
             if key in batch.keys or too_big or other_fields:
                 # A repeated key, a row that would push the batch over its byte budget, or

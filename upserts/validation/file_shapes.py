@@ -15,19 +15,10 @@ import orjson
 from upserts.column_mapping import ColumnMapping
 from upserts.milvus.schema import CollectionSchema
 from upserts.validation.entities import ProblemCode, RowProblem
-from upserts.validation.values import UnparsedText
+from upserts.validation.values import JSON_TEXT_TYPES, UnparsedText
 
 META = "$meta"
-_VECTOR_TYPES = frozenset(
-    {
-        "FloatVector",
-        "Float16Vector",
-        "BFloat16Vector",
-        "BinaryVector",
-        "Int8Vector",
-        "SparseFloatVector",
-    }
-)
+_VECTOR_TYPES = frozenset(kind for kind in JSON_TEXT_TYPES if kind.endswith("Vector"))
 _SHOWN_NAMES = 5
 
 

@@ -226,24 +226,18 @@ def _vector_problem(value: Any, type_name: str, dim: int | None, limit: float) -
 def _int8_vector_check(dim: int | None) -> Check:
     # Milvus 2.6: dim integers from -128 to 127, as a JSON list (never base64).
     expected = f"{dim} integers from -128 to 127" if dim else "integers from -128 to 127"
-
-    def check(value: Any) -> str | None:
-        if type(value) is not list:
-            return _wrong_type(f"a list of {expected}", value)
-        if dim is not None and len(value) != dim:
-            return f"expected {expected}, got {len(value)} values"
-        for index, element in enumerate(value, start=1):
-            if type(element) is not int or not -128 <= element <= 127:
-                return f"value {index} is {_show(element)}; expected {expected}"
-        return None
-
-    return check
+    return _integer_vector_check(dim, -128, 127, expected)
 
 
 def _binary_vector_check(dim: int | None) -> Check:
     # The REST API takes a binary vector as its bytes, dim / 8 integers from 0 to 255.
     size = dim // 8 if dim is not None else None
     expected = f"{size} integers from 0 to 255 ({dim} bits)" if size else "integers 0 to 255"
+    return _integer_vector_check(size, 0, 255, expected)
+
+
+def _integer_vector_check(size: int | None, low: int, high: int, expected: str) -> Check:
+    """A list of ``size`` integers from ``low`` to ``high``; ``expected`` says so in words."""
 
     def check(value: Any) -> str | None:
         if type(value) is not list:
@@ -251,7 +245,7 @@ def _binary_vector_check(dim: int | None) -> Check:
         if size is not None and len(value) != size:
             return f"expected {expected}, got {len(value)} values"
         for index, element in enumerate(value, start=1):
-            if type(element) is not int or not 0 <= element <= 255:
+            if type(element) is not int or not low <= element <= high:
                 return f"value {index} is {_show(element)}; expected {expected}"
         return None
 
