@@ -230,6 +230,11 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_VISIBILITY_TIMEO
 UPSERT_RETRY_ATTEMPTS = env.int("UPSERT_RETRY_ATTEMPTS", default=7)
 UPSERT_RETRY_BASE_SECONDS = env.float("UPSERT_RETRY_BASE_SECONDS", default=1.0)
 UPSERT_RETRY_MAX_SECONDS = env.float("UPSERT_RETRY_MAX_SECONDS", default=30.0)
+# A cluster's rate budget (its "most MB / requests per second") lives in Redis, under this
+# prefix, so every worker on every host shares it; a rate-limit answer halves it, and it grows
+# back to the cap over UPSERT_BUDGET_RECOVERY_SECONDS.
+REDIS_KEY_PREFIX = env.str("REDIS_KEY_PREFIX", default="upserts")
+UPSERT_BUDGET_RECOVERY_SECONDS = env.float("UPSERT_BUDGET_RECOVERY_SECONDS", default=60.0)
 # How long a job stays claimed by a task that stopped renewing its claim (a killed worker).
 UPSERT_LEASE_SECONDS = env.int("UPSERT_LEASE_SECONDS", default=120)
 # The sweeper (a Celery beat task) queues again the jobs that no task holds or will pick up:

@@ -19,6 +19,7 @@ from console import celery_app
 from console.localservices import LocalMilvus, LocalRedis, create_collection
 from tests.helpers import (
     PROJECT_DIR,
+    REDIS_KEY_PREFIX,
     WORKER_TEST_SETTINGS,
     CeleryWorkerProcess,
     MilvusLiteServer,
@@ -43,15 +44,20 @@ def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix: N
 
 @pytest.fixture(scope="session")
 def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    given = os.environ.get("REDIS_URL")
-    if given:
-        yield given
-        return
-    server = LocalRedis(tmp_path_factory.mktemp("redis")).start()
+    """The session's Redis, which the tests' own process uses too (the clusters' rate budgets),
+    its keys under a prefix of the session's own so a shared Redis never mixes runs."""
+    server = None
+    url = os.environ.get("REDIS_URL")
+    if not url:
+        server = LocalRedis(tmp_path_factory.mktemp("redis")).start()
+        url = server.url
+    settings.REDIS_URL = url
+    settings.REDIS_KEY_PREFIX = REDIS_KEY_PREFIX
     try:
-        yield server.url
+        yield url
     finally:
-        server.stop()
+        if server is not None:
+            server.stop()
 
 
 @pytest.fixture(scope="session")
@@ -75,6 +81,8 @@ def worker_environment(
         "DJANGO_SETTINGS_MODULE": "console.settings",
         "DATABASE_URL": database_url,
         "CELERY_BROKER_URL": redis_url,
+        "REDIS_URL": redis_url,
+        "REDIS_KEY_PREFIX": REDIS_KEY_PREFIX,
         "MEDIA_ROOT": str(settings.MEDIA_ROOT),
         "FIELD_ENCRYPTION_KEY": ",".join(settings.FIELD_ENCRYPTION_KEYS),
         "SECRET_KEY": settings.SECRET_KEY,

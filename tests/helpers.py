@@ -172,6 +172,10 @@ class CeleryWorkerProcess:
         self.process = None
 
 
+# The session's keys in Redis (the clusters' rate budgets) sit under a prefix of its own, so a
+# shared Redis never mixes runs.
+REDIS_KEY_PREFIX = f"upserts-test-{uuid.uuid4().hex[:12]}"
+
 WORKER_TEST_SETTINGS = {
     "UPSERT_RETRY_ATTEMPTS": "4",
     "UPSERT_RETRY_BASE_SECONDS": "0.05",

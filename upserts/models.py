@@ -126,6 +126,23 @@ class ClusterEndpoint(models.Model):
         help_text="The most the cluster takes in one request: 64 MB on Milvus and Zilliz Cloud "
         "unless its configuration says otherwise. A job's batches stay below it.",
     )
+    # What all jobs on all workers together send to the cluster at most (one budget in Redis).
+    max_mb_per_second = models.FloatField(
+        "most MB per second",
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(0.01)],
+        help_text="What all jobs on all workers together send to the cluster at most, in "
+        "request bytes; blank for no cap. Zilliz Cloud throttles upserts by plan: set it a "
+        "little below the plan's rate.",
+    )
+    max_requests_per_second = models.FloatField(
+        "most requests per second",
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(0.01)],
+        help_text="Upsert requests per second from all jobs together; blank for no cap.",
+    )
     is_enabled = models.BooleanField(
         default=True, help_text="A disabled cluster keeps its jobs but takes no new ones."
     )
@@ -432,6 +449,8 @@ class UpsertJob(models.Model):
     cancel_requested = models.BooleanField(default=False)
     # Primary keys that appeared more than once in the file (the last row wins, as in Milvus).
     duplicate_ids = models.PositiveBigIntegerField(default=0)
+    # Time the job's requests waited for the cluster's rate budget, summed over its batches.
+    budget_wait_seconds = models.FloatField(default=0.0)
     # Who may work on the job now: one task at a time, even if the broker delivers it twice.
     lease_token = models.CharField(max_length=64, blank=True, default="")
     # While leased: when the lease runs out. Once released: when it was released, so the
@@ -487,6 +506,8 @@ class UpsertBatch(models.Model):
     milvus_message = models.TextField(blank=True, default="")
     http_status = models.PositiveSmallIntegerField(null=True, blank=True)
     duration_ms = models.PositiveIntegerField(default=0)
+    # Of the duration, what the batch's requests waited for the cluster's rate budget.
+    budget_wait_ms = models.PositiveIntegerField(default=0)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

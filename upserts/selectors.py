@@ -5,6 +5,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from typing import Any, TypeVar
 
+import redis
 from django.contrib.auth import get_user_model
 from django.db.models import Count, Min, Q, QuerySet
 from django.utils import timezone
@@ -19,6 +20,7 @@ from upserts.models import (
     UpsertBatch,
     UpsertJob,
 )
+from upserts.services.rate_budgets import cluster_cap, redis_client, waiting_key
 
 
 def recent_jobs(*, limit: int = 20) -> QuerySet[UpsertJob]:
@@ -75,6 +77,18 @@ def job_progress(job: UpsertJob, *, now: datetime | None = None) -> JobProgress:
     if not job.is_final and rate and total and total > job.rows_read:
         eta = (total - job.rows_read) / rate
     return JobProgress(percent=percent, rows_per_second=rate, eta_seconds=eta)
+
+
+def job_waits_for_budget(job: UpsertJob) -> bool:
+    """Whether the job's requests are held back by its cluster's rate budget now (or were in
+    the last few seconds: a job paced by the budget waits before most of its requests)."""
+    if job.status != JobStatus.RUNNING or not cluster_cap(job.cluster).is_capped:
+        return False
+    try:
+        return bool(redis_client().exists(waiting_key(job.pk)))
+    except redis.RedisError:
+        # The page says what it knows; the worker, which needs Redis, reports its own trouble.
+        return False
 
 
 def throughput_series(job: UpsertJob, *, points: int = 60) -> list[tuple[float, float]]:

@@ -59,10 +59,15 @@ def test_patch_keeps_replaces_or_removes_the_token(api_as):
     client = api_as("cluster_admin")
     url = f"/api/v1/clusters/{cluster.pk}/"
 
-    kept = client.patch(url, {"request_timeout_seconds": 60}, format="json")
+    kept = client.patch(
+        url,
+        {"request_timeout_seconds": 60, "max_mb_per_second": 4.5, "max_requests_per_second": 20},
+        format="json",
+    )
     cluster.refresh_from_db()
     assert kept.status_code == 200 and cluster.token == SECRET
     assert cluster.request_timeout_seconds == 60
+    assert kept.json()["max_mb_per_second"] == 4.5 and cluster.max_requests_per_second == 20
 
     replaced = client.patch(url, {"token": "new-key"}, format="json")
     cluster.refresh_from_db()
@@ -104,6 +109,11 @@ def test_put_replaces_the_settings_and_needs_the_required_fields(api_as):
             "",
         ),
         ({"name": "x", "base_url": "http://h", "api_version": "v9"}, "api_version", "valid choice"),
+        (
+            {"name": "x", "base_url": "http://h", "max_mb_per_second": 0},
+            "max_mb_per_second",
+            "greater than or equal to 0.01",
+        ),
     ],
 )
 def test_invalid_cluster_fields_are_named(api_as, fields, field, words):

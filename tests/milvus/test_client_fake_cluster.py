@@ -16,6 +16,7 @@ from upserts.milvus.errors import (
     ClusterError,
     DataRejectedError,
     FatalTargetError,
+    RateLimitedError,
     RetryableClusterError,
     RowEncodingError,
 )
@@ -207,51 +208,57 @@ def test_v2_describe_reads_dim_max_length_element_type_and_nullable_from_params(
 
 
 @pytest.mark.parametrize(
-    ("status", "answer", "content_type", "shown"),
+    ("status", "answer", "content_type", "shown", "throttled"),
     [
         (
             429,
             b'{"code": 1807, "message": "request is rejected by limiter"}',
             "application/json",
             "rejected by limiter",
+            True,
         ),
-        (429, b"Too Many Requests", "text/plain", "Too Many Requests"),
-        (503, b"upstream connect error", "text/plain", "upstream connect error"),
+        (429, b"Too Many Requests", "text/plain", "Too Many Requests", True),
+        (503, b"upstream connect error", "text/plain", "upstream connect error", False),
         (
             502,
             b"<html><head><title>502 Bad Gateway</title></head>\n<body><center>"
             b"<h1>502 Bad Gateway</h1></center><hr><center>nginx</center></body></html>",
             "text/html",
             "502 Bad Gateway",
+            False,
         ),
         (
             200,
             b'{"code": 1807, "message": "request is rejected by limiter"}',
             "application/json",
             "rejected by limiter",
+            True,
         ),
         (
             200,
             b'{"code": 8, "message": "rate limit exceeded[rate=10]"}',
             "application/json",
             "rate limit exceeded",
+            True,
         ),
         (
             200,
             b'{"code": 4, "message": "too many concurrent requests"}',
             "application/json",
             "too many concurrent",
+            True,
         ),
         (
             200,
             b'{"code": 2, "message": "service unavailable: not ready"}',
             "application/json",
             "service unavailable",
+            False,
         ),
     ],
 )
 def test_rate_limits_and_unavailable_clusters_are_retryable(
-    fake_cluster, status, answer, content_type, shown
+    fake_cluster, status, answer, content_type, shown, throttled
 ):
     fake_cluster.answer(V2_UPSERT, status=status, body=answer, content_type=content_type)
 
@@ -260,6 +267,8 @@ def test_rate_limits_and_unavailable_clusters_are_retryable(
 
     assert shown in str(caught.value)
     assert caught.value.http_status == status
+    # A rate limit also shrinks the cluster's rate budget; an unavailable cluster does not.
+    assert isinstance(caught.value, RateLimitedError) is throttled
     assert "<" not in str(caught.value), "an HTML page is shown as its text"
 
 

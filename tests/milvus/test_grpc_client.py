@@ -8,10 +8,11 @@ from collections.abc import Iterator
 import grpc
 import numpy as np
 import pytest
+import redis
 from pymilvus.grpc_gen import common_pb2, milvus_pb2
 
 from console.localservices import create_collection, free_port
-from tests.helpers import self_signed_certificate
+from tests.helpers import REDIS_KEY_PREFIX, self_signed_certificate
 from tests.milvus.fake_grpc_cluster import FakeGrpcCluster, refused
 from upserts.milvus.client import ClusterClient, ClusterConfig
 from upserts.milvus.errors import (
@@ -25,6 +26,7 @@ from upserts.milvus.grpc_columns import ColumnEncoder
 from upserts.milvus.grpc_wire import is_partial_update, valid_data_of
 from upserts.milvus.network import NetworkPolicy
 from upserts.milvus.schema import CollectionSchema, FieldSchema
+from upserts.rate_budget import ClusterBudget, RateCap
 from upserts.readers import NumberVector
 from upserts.services.sending import RetryPolicy, send_batch
 
@@ -140,11 +142,19 @@ def test_the_token_and_database_travel_as_milvus_metadata(fake_grpc):
     assert fake_grpc.calls[0][1].db_name == "library"
 
 
-def test_rate_limits_and_an_unavailable_server_are_retried_then_the_batch_lands(fake_grpc):
+def test_rate_limits_and_an_unavailable_server_are_retried_then_the_batch_lands(
+    fake_grpc, redis_url
+):
     fake_grpc.answer(
         "Upsert",
         (grpc.StatusCode.UNAVAILABLE, "connection reset"),
         refused(8, "rate limit exceeded"),
+        (grpc.StatusCode.RESOURCE_EXHAUSTED, "request is rejected by grpc RateLimiter"),
+    )
+    budget = ClusterBudget(
+        redis.Redis.from_url(redis_url),
+        key=f"{REDIS_KEY_PREFIX}:grpc-budget:{uuid.uuid4().hex}",
+        cap=RateCap(requests_per_second=1000),
     )
     with grpc_client(fake_grpc.url) as client:
         encoder = client.upsert_encoder(database="", collection="books", schema=SCHEMA)
@@ -152,11 +162,14 @@ def test_rate_limits_and_an_unavailable_server_are_retried_then_the_batch_lands(
             client,
             encoder=encoder,
             rows=ROWS,
-            policy=RetryPolicy(max_attempts=3, base_delay=0.01, max_delay=0.02),
+            policy=RetryPolicy(max_attempts=4, base_delay=0.01, max_delay=0.02),
+            budget=budget,
         )
 
-    assert outcome.requests == 3 and outcome.upsert_count == 4
+    assert outcome.requests == 4 and outcome.upsert_count == 4
     assert outcome.upsert_ids == ["1", "2", "3", "4"] and outcome.code == 0
+    # Both rate limits (one storm) halved the cluster's budget once; unavailable did not.
+    assert 0.5 <= budget.share() < 0.55
 
 
 def test_a_request_over_the_servers_size_limit_is_split(fake_grpc):

@@ -285,3 +285,17 @@ def test_the_token_appears_on_no_page(client, unreachable_cluster):
         response = client.get(url, follow=True)
         assert response.status_code == 200, url
         assert token not in page_text(response), url
+
+
+def test_a_rate_cap_typed_on_the_form_is_saved_and_shown(admin_client_):
+    response = admin_client_.post(
+        reverse("cluster_create"),
+        _cluster_form(max_mb_per_second="2.5", max_requests_per_second="20"),
+    )
+
+    cluster = ClusterEndpoint.objects.get(name="prod-eu")
+    assert (cluster.max_mb_per_second, cluster.max_requests_per_second) == (2.5, 20)
+    detail = page_text(admin_client_.get(response.url))
+    assert "2.5 MB/s and 20 requests/s from all jobs together" in detail
+    uncapped = page_text(admin_client_.get(reverse("cluster_detail", args=[make_cluster().pk])))
+    assert '<dt>Rate cap</dt><dd><span class="muted">none</span></dd>' in uncapped

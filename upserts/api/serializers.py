@@ -121,6 +121,13 @@ class JobSerializer(serializers.Serializer):
     cancel_requested = serializers.BooleanField(
         help_text="A cancel was asked for; a running job stops after its current batch."
     )
+    budget_wait_seconds = serializers.FloatField(
+        help_text="Seconds the job's requests waited for the cluster's rate budget (its most "
+        "MB and requests per second from all jobs together), summed over its saved batches."
+    )
+    waiting_for_budget = serializers.SerializerMethodField(
+        help_text="Whether the job's requests are held back by the cluster's rate budget now."
+    )
     error_message = serializers.CharField(help_text="Why the job failed; empty otherwise.")
     mapping = serializers.JSONField(
         source="column_mapping",
@@ -166,6 +173,9 @@ class JobSerializer(serializers.Serializer):
     def get_progress(self, job: UpsertJob) -> dict[str, Any]:
         # The progress is plain floats: no serializer needed to write it (polling is hot).
         return asdict(selectors.job_progress(job))
+
+    def get_waiting_for_budget(self, job: UpsertJob) -> bool:
+        return selectors.job_waits_for_budget(job)
 
 
 class JobCreateSerializer(serializers.Serializer):
@@ -336,6 +346,7 @@ class BatchSerializer(serializers.ModelSerializer):
             "milvus_message",
             "http_status",
             "duration_ms",
+            "budget_wait_ms",
             "created_at",
         ]
         read_only_fields = fields
@@ -352,6 +363,10 @@ class BatchSerializer(serializers.ModelSerializer):
             "milvus_message": {"help_text": "The cluster's message, if it gave one."},
             "http_status": {"help_text": "HTTP status of the cluster's last answer."},
             "duration_ms": {"help_text": "Time spent sending the batch, in milliseconds."},
+            "budget_wait_ms": {
+                "help_text": "Of the duration, what the batch's requests waited for the "
+                "cluster's rate budget, in milliseconds."
+            },
             "created_at": {"help_text": "When the batch's outcome was saved."},
         }
 
@@ -374,6 +389,10 @@ _CLUSTER_HELP = {
     "connection test where the endpoint says, typed otherwise. Partial updates need 2.6.2.",
     "max_request_mb": "The largest request the cluster takes, in MB (1–1024; 64 on Milvus and "
     "Zilliz Cloud by default); every batch stays below it.",
+    "max_mb_per_second": "What all jobs on all workers together send to the cluster at most, "
+    "in MB of requests per second; null for no cap.",
+    "max_requests_per_second": "Upsert requests per second to the cluster from all jobs "
+    "together at most; null for no cap.",
     "is_enabled": "A disabled cluster keeps its jobs but takes no new ones.",
     "has_token": "Whether a token is stored (the token itself is never shown).",
     "last_tested_at": "When the connection was last tested.",
@@ -401,6 +420,8 @@ class ClusterSerializer(serializers.ModelSerializer):
             "verify_tls",
             "request_timeout_seconds",
             "max_request_mb",
+            "max_mb_per_second",
+            "max_requests_per_second",
             "server_version",
             "is_enabled",
             "has_token",

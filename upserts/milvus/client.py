@@ -205,6 +205,9 @@ class JsonRowEncoder:
     def request(self, rows: Sequence[bytes]) -> bytes:
         return assemble_body(self.prefix, rows)
 
+    def request_size(self, request: bytes) -> int:
+        return len(request)
+
     def entity(self, row: bytes) -> dict[str, Any]:
         entity: dict[str, Any] = orjson.loads(row)
         return entity

@@ -9,8 +9,10 @@ by the HTTP status only when there is no code.
 import re
 from typing import Any
 
-# Codes from Milvus' pkg/util/merr.
-RETRYABLE_CODES = frozenset({2, 4, 8, 1807})
+# Codes from Milvus' pkg/util/merr: 2 service unavailable, then the rate limits (4 too many
+# requests, 8 rate limited, 1807 the REST layer's limiter).
+RATE_LIMIT_CODES = frozenset({4, 8, 1807})
+RETRYABLE_CODES = frozenset({2}) | RATE_LIMIT_CODES
 # 10001: a v2 request that ran past its Request-Timeout (answered with HTTP 408).
 TIMEOUT_CODE = 10001
 DATA_REJECTED_CODES = frozenset({1804, 1806})
@@ -73,6 +75,10 @@ class RetryableClusterError(ClusterError):
     """The cluster was unreachable, slow or busy; the same request may succeed later."""
 
 
+class RateLimitedError(RetryableClusterError):
+    """The cluster throttled the request: the senders should slow down, not only retry."""
+
+
 class DataRejectedError(ClusterError):
     """The cluster refused the request because of its rows; nothing of it was written."""
 
@@ -123,8 +129,10 @@ def classify_failure(*, http_status: int | None, code: int | None, message: str)
             "The cluster refused the credentials; check the cluster's token "
             "(an API key or user:password) and its permissions",
         )
+    if code in RATE_LIMIT_CODES or http_status == 429:
+        return make(RateLimitedError, "The cluster is rate-limiting upserts; retry later")
     if code in RETRYABLE_CODES:
-        return make(RetryableClusterError, "The cluster is busy or rate-limiting; retry later")
+        return make(RetryableClusterError, "The cluster is busy; retry later")
     if http_status == 408 or code == TIMEOUT_CODE:
         return make(
             RetryableClusterError,

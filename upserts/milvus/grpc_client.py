@@ -28,6 +28,7 @@ from .errors import (
     ClusterError,
     DataRejectedError,
     FatalTargetError,
+    RateLimitedError,
     RetryableClusterError,
     classify_failure,
 )
@@ -328,6 +329,11 @@ class GrpcClusterClient:
             return RetryableClusterError(
                 f"No answer from {where} within {self.config.timeout_seconds:g} s; retry later "
                 f"or raise the cluster's timeout: {said}"
+            )
+        if status is grpc.StatusCode.RESOURCE_EXHAUSTED:
+            return RateLimitedError(
+                f"{where} is rate-limiting upserts ({status.name}); retry later: {said}",
+                cluster_message=said,
             )
         if status in _RETRYABLE_STATUS:
             return RetryableClusterError(

@@ -168,6 +168,9 @@ class ColumnEncoder:
     def entity(self, row: dict[str, Any]) -> dict[str, Any]:
         return row
 
+    def request_size(self, request: milvus_pb2.UpsertRequest) -> int:
+        return int(request.ByteSize())
+
     def request(self, rows: Sequence[dict[str, Any]]) -> milvus_pb2.UpsertRequest:
         fields = self._fields
         if self.partial_update:

@@ -42,6 +42,9 @@ class UpsertEncoder(Protocol):
         could not read), so the batch is split as if the cluster had refused it.
         """
 
+    def request_size(self, request: Any) -> int:
+        """The request's bytes on the wire, as a cluster's rate budget counts them."""
+
     def entity(self, row: Any) -> dict[str, Any]:
         """The row as an entity, for storing a row the cluster refused."""
 

@@ -107,6 +107,8 @@ EDITABLE_CLUSTER_FIELDS = (
     "verify_tls",
     "request_timeout_seconds",
     "max_request_mb",
+    "max_mb_per_second",
+    "max_requests_per_second",
     "server_version",
     "is_enabled",
 )
@@ -122,6 +124,8 @@ def create_cluster(
     verify_tls: bool = True,
     request_timeout_seconds: int = 30,
     max_request_mb: int = 64,
+    max_mb_per_second: float | None = None,
+    max_requests_per_second: float | None = None,
     server_version: str = "",
     is_enabled: bool = True,
     actor: Actor = None,
@@ -136,6 +140,8 @@ def create_cluster(
         verify_tls=verify_tls,
         request_timeout_seconds=request_timeout_seconds,
         max_request_mb=max_request_mb,
+        max_mb_per_second=max_mb_per_second,
+        max_requests_per_second=max_requests_per_second,
         server_version=server_version.strip(),
         is_enabled=is_enabled,
         created_by=actor if isinstance(actor, AbstractBaseUser) else None,  # type: ignore[misc]

@@ -50,6 +50,7 @@ from upserts.services.clusters import client_for, partial_update_problem
 from upserts.services.entity_writes import record_entity_writes
 from upserts.services.failed_rows import failed_row, stored_size
 from upserts.services.job_files import open_job_file
+from upserts.services.rate_budgets import budget_for_job
 from upserts.services.read_limits import read_limits
 from upserts.services.sending import (
     BatchOutcome,
@@ -257,6 +258,7 @@ class _SliceRun:
         self.deadline = time.monotonic() + settings.UPSERT_TASK_SLICE_SECONDS
         self.transport = client_for(job.cluster)
         self.policy = retry_policy()
+        self.budget = budget_for_job(job)
         self.preparer = RowPreparer(
             schema,
             file_format=job.file_format,
@@ -367,6 +369,7 @@ class _SliceRun:
                 rows=batch.rows,
                 policy=self.policy,
                 request=self._request(batch),
+                budget=self.budget,
             )
         else:
             future = Future()
@@ -467,6 +470,7 @@ def _commit_batch(
             rows_upserted=F("rows_upserted") + outcome.upsert_count,
             rows_failed=F("rows_failed") + len(failures),
             batches_done=F("batches_done") + 1,
+            budget_wait_seconds=F("budget_wait_seconds") + outcome.budget_wait_ms / 1000,
             checkpoint_row=batch.last_row,
             checkpoint_offset=batch.position_after[0] if batch.position_after else 0,
             checkpoint_line=batch.position_after[1] if batch.position_after else 0,
@@ -487,6 +491,7 @@ def _commit_batch(
             milvus_message=outcome.message[:2000],
             http_status=outcome.http_status,
             duration_ms=round(outcome.elapsed_ms),
+            budget_wait_ms=round(outcome.budget_wait_ms),
         )
         for failure in failures:
             failure.batch = saved

@@ -1,4 +1,5 @@
-"""Sending one batch: retries with backoff, and finding the bad rows of a rejected batch.
+"""Sending one batch: retries with backoff, the cluster's rate budget, and finding the bad
+rows of a rejected batch.
 
 No Django here: the outcome is a value that the pipeline commits.
 """
@@ -7,9 +8,14 @@ import random
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
-from upserts.milvus.errors import DataRejectedError, FatalTargetError, RetryableClusterError
+from upserts.milvus.errors import (
+    DataRejectedError,
+    FatalTargetError,
+    RateLimitedError,
+    RetryableClusterError,
+)
 from upserts.milvus.transport import ClusterTransport, UpsertEncoder, UpsertResult
 
 # Once this many single rows of a batch were refused in a row, all with the same message and
@@ -30,6 +36,16 @@ class RetryPolicy:
         return ceiling / 2 + random.uniform(0, ceiling / 2)
 
 
+class SendBudget(Protocol):
+    """What all senders to a cluster may send per second (``upserts.rate_budget``)."""
+
+    def take(self, size_bytes: int) -> float:
+        """Wait for room for one request of that size; the seconds waited."""
+
+    def shrink(self) -> float:
+        """The cluster said "rate limited": send less for a while."""
+
+
 @dataclass(frozen=True)
 class RowRejection:
     index: int  # position of the row in the batch
@@ -46,6 +62,8 @@ class BatchOutcome:
     code: int | None = None
     message: str = ""
     elapsed_ms: float = 0.0
+    # Of the elapsed time, what the requests waited for the cluster's rate budget.
+    budget_wait_ms: float = 0.0
 
 
 class TargetRefusesEveryRow(FatalTargetError):
@@ -60,10 +78,12 @@ def send_batch(
     policy: RetryPolicy,
     sleep: Callable[[float], None] = time.sleep,
     request: Any = None,
+    budget: SendBudget | None = None,
 ) -> BatchOutcome:
     """Upsert the rows; a data rejection is split in halves until each bad row is isolated.
 
     ``request`` is the rows' request when the caller built it already (``encoder.request``).
+    Every request, retries and halves included, first takes its bytes from ``budget``.
 
     Raises FatalTargetError at once, and RetryableClusterError once the retry budget of one
     request is spent; nothing of a batch that raises is committed, and re-sending it later is
@@ -72,7 +92,7 @@ def send_batch(
     outcome = BatchOutcome()
     started = time.monotonic()
     state = _BisectState()
-    sender = _Sender(transport, encoder, policy, sleep, outcome)
+    sender = _Sender(transport, encoder, policy, sleep, outcome, budget)
     sender.send_part(rows, 0, state, request)
     if len(rows) > 1 and len(outcome.rejections) == len(rows):
         _raise_target_problem(outcome.rejections[0].reason, len(rows))
@@ -102,6 +122,7 @@ class _Sender:
     policy: RetryPolicy
     sleep: Callable[[float], None]
     outcome: BatchOutcome
+    budget: SendBudget | None = None
 
     def send_part(
         self, rows: Sequence[Any], offset: int, state: _BisectState, request: Any = None
@@ -138,9 +159,14 @@ class _Sender:
         while True:
             attempt += 1
             self.outcome.requests += 1
+            if self.budget is not None:
+                waited = self.budget.take(self.encoder.request_size(request))
+                self.outcome.budget_wait_ms += waited * 1000
             try:
                 return self.transport.send_upsert(request)
             except RetryableClusterError as exc:
+                if isinstance(exc, RateLimitedError) and self.budget is not None:
+                    self.budget.shrink()
                 if attempt >= self.policy.max_attempts:
                     raise RetryableClusterError(
                         f"{exc.message} (gave up after {attempt} attempts)",

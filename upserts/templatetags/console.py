@@ -23,6 +23,18 @@ def nav_class(context: template.Context, *prefixes: str) -> str:
 
 
 @register.filter
+def rate_cap(cluster: Any) -> str:
+    """``0.5 MB/s and 20 requests/s``: what a cluster takes from all jobs together; "" when
+    it has no cap."""
+    parts = []
+    if cluster.max_mb_per_second:
+        parts.append(f"{cluster.max_mb_per_second:g} MB/s")
+    if cluster.max_requests_per_second:
+        parts.append(f"{cluster.max_requests_per_second:g} requests/s")
+    return " and ".join(parts)
+
+
+@register.filter
 def get_item(mapping: dict[str, Any] | None, key: str) -> Any:
     return (mapping or {}).get(key)
 

@@ -88,6 +88,7 @@ def _live_context(job: UpsertJob) -> dict[str, object]:
     return {
         "job": job,
         "progress": selectors.job_progress(job),
+        "waits_for_budget": selectors.job_waits_for_budget(job),
         "series": selectors.throughput_series(job),
         "elapsed": elapsed,
     }

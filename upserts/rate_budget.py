@@ -1,0 +1,169 @@
+"""One rate budget per cluster, shared by every job on every worker through Redis.
+
+Zilliz Cloud throttles upserts per cluster by plan. Jobs that each kept their own pace would
+together overrun it and draw a storm of rate-limit answers, so each request first takes its
+bytes and itself from the cluster's budget. The budget is a generic cell-rate algorithm (a
+token bucket kept as the time it next runs dry) in one Lua script, run on Redis' own clock:
+hosts whose clocks differ share it fairly, and a restarted worker finds it as it was left.
+
+A request larger than the bucket still goes once the bucket is full enough, and the ones after
+it wait until its bytes are paid for, so a cap below one batch per second slows the job rather
+than stopping it. A rate-limit answer halves the budget (at most once per ``SHRINK_INTERVAL``,
+however many workers saw it); it grows back linearly, to the cap in ``recovery_seconds``.
+
+No Django here: the caller gives the Redis connection and the keys.
+"""
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+# How long each kind of budget may run ahead of its rate: a burst of this many seconds' worth.
+BURST_SECONDS = 0.5
+# However often workers are answered "rate limited", the budget halves once per this interval.
+SHRINK_INTERVAL = 1.0
+# The budget never shrinks below this share of the cap.
+SMALLEST_SHARE = 1 / 16
+# A waiting request checks again at least this often (the budget may have grown back).
+LONGEST_PAUSE = 1.0
+# A job still counts as waiting this long after its last wait: it is being paced.
+WAITING_MARK_SECONDS = 3.0
+
+# Both scripts read the share of the cap the budget has now (1 unless a rate-limit answer
+# shrank it) from the fields ``share`` and ``share_at``.
+_SHARE_NOW = """
+local clock = redis.call('TIME')
+local now = tonumber(clock[1]) + tonumber(clock[2]) / 1000000
+local share = tonumber(redis.call('HGET', KEYS[1], 'share')) or 1
+local share_at = tonumber(redis.call('HGET', KEYS[1], 'share_at')) or now
+share = math.min(1, share + math.max(0, now - share_at) / tonumber(ARGV[1]))
+"""
+
+# ARGV: recovery seconds, time to live (ms), burst seconds, then (rate, cost) for bytes and for
+# requests, a rate of 0 meaning no cap. Returns "0" when taken, else the seconds to wait.
+_TAKE = (
+    _SHARE_NOW
+    + """
+local burst = tonumber(ARGV[3])
+local fields = {'bytes_at', 'requests_at'}
+local wait = 0
+local next_at = {}
+for i = 1, 2 do
+  local rate = tonumber(ARGV[2 + 2 * i])
+  if rate > 0 then
+    local at = math.max(tonumber(redis.call('HGET', KEYS[1], fields[i])) or now, now)
+    wait = math.max(wait, at - now - burst)
+    next_at[i] = at + tonumber(ARGV[3 + 2 * i]) / (rate * share)
+  end
+end
+if wait > 0 then
+  return string.format('%.6f', wait)
+end
+for i, at in pairs(next_at) do
+  redis.call('HSET', KEYS[1], fields[i], string.format('%.6f', at))
+end
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+return '0'
+"""
+)
+
+# ARGV: recovery seconds, time to live (ms), shrink interval, smallest share. Returns the share.
+_SHRINK = (
+    _SHARE_NOW
+    + """
+local shrunk_at = tonumber(redis.call('HGET', KEYS[1], 'shrunk_at')) or 0
+if now - shrunk_at >= tonumber(ARGV[3]) then
+  share = math.max(tonumber(ARGV[4]), share / 2)
+  redis.call('HSET', KEYS[1], 'share', string.format('%.6f', share),
+    'share_at', string.format('%.6f', now), 'shrunk_at', string.format('%.6f', now))
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return string.format('%.6f', share)
+"""
+)
+
+# ARGV: recovery seconds. Returns the share.
+_SHARE = _SHARE_NOW + "return string.format('%.6f', share)\n"
+
+
+@dataclass(frozen=True)
+class RateCap:
+    """What a cluster takes per second from all jobs together; None for no cap."""
+
+    bytes_per_second: float | None = None
+    requests_per_second: float | None = None
+
+    @property
+    def is_capped(self) -> bool:
+        return bool(self.bytes_per_second or self.requests_per_second)
+
+
+class ClusterBudget:
+    """The budget of one cluster in Redis, as one job's requests take from it.
+
+    ``key`` holds the budget (shared by every job on the cluster); ``waiting_key``, when
+    given, is set while the job waits, so a page can say the job is being paced.
+    """
+
+    def __init__(
+        self,
+        redis: Any,
+        *,
+        key: str,
+        cap: RateCap,
+        waiting_key: str = "",
+        recovery_seconds: float = 60.0,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.redis = redis
+        self.key = key
+        self.cap = cap
+        self.waiting_key = waiting_key
+        self.recovery_seconds = recovery_seconds
+        self.sleep = sleep
+        self._take = redis.register_script(_TAKE)
+        self._shrink = redis.register_script(_SHRINK)
+        self._share = redis.register_script(_SHARE)
+        # Long enough that a quiet minute does not forget a shrink or a debt.
+        self._ttl_ms = int(max(recovery_seconds, 60.0) * 2000)
+
+    def take(self, size_bytes: int) -> float:
+        """Wait until the budget has room for one request of ``size_bytes``, take it, and
+        return the seconds waited."""
+        waited = 0.0
+        while True:
+            wait = float(
+                self._take(
+                    keys=[self.key],
+                    args=[
+                        self.recovery_seconds,
+                        self._ttl_ms,
+                        BURST_SECONDS,
+                        self.cap.bytes_per_second or 0,
+                        size_bytes,
+                        self.cap.requests_per_second or 0,
+                        1,
+                    ],
+                )
+            )
+            if wait <= 0:
+                return waited
+            pause = min(wait, LONGEST_PAUSE)
+            if self.waiting_key:
+                self.redis.set(self.waiting_key, "1", px=int((pause + WAITING_MARK_SECONDS) * 1000))
+            self.sleep(pause)
+            waited += pause
+
+    def shrink(self) -> float:
+        """The cluster answered "rate limited": halve the budget for a while; the share of
+        the cap it has now."""
+        share = self._shrink(
+            keys=[self.key],
+            args=[self.recovery_seconds, self._ttl_ms, SHRINK_INTERVAL, SMALLEST_SHARE],
+        )
+        return float(share)
+
+    def share(self) -> float:
+        """The share of the cap the budget has now: 1 unless rate-limit answers shrank it."""
+        return float(self._share(keys=[self.key], args=[self.recovery_seconds]))
