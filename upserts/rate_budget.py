@@ -3,13 +3,16 @@
 Zilliz Cloud throttles upserts per cluster by plan. Jobs that each kept their own pace would
 together overrun it and draw a storm of rate-limit answers, so each request first takes its
 bytes and itself from the cluster's budget. The budget is a generic cell-rate algorithm (a
-token bucket kept as the time it next runs dry) in one Lua script, run on Redis' own clock:
-hosts whose clocks differ share it fairly, and a restarted worker finds it as it was left.
+token bucket kept as one time: when the requests booked so far are paid for) in one Lua
+script, run on Redis' own clock: hosts whose clocks differ share it fairly, and a restarted
+worker finds it as it was left.
 
-A request larger than the bucket still goes once the bucket is full enough, and the ones after
-it wait until its bytes are paid for, so a cap below one batch per second slows the job rather
-than stopping it. A rate-limit answer halves the budget (at most once per ``SHRINK_INTERVAL``,
-however many workers saw it); it grows back linearly, to the cap in ``recovery_seconds``.
+Each request books its place when it asks and waits for it, so requests go in the order they
+asked and jobs share the cap evenly. A request larger than the bucket still goes in its turn,
+and the ones after it wait until its bytes are paid for: a cap below one batch a second slows
+a job rather than stopping it. A rate-limit answer halves the budget (at most once per
+``SHRINK_INTERVAL``, however many workers saw it); it grows back linearly, to the cap in
+``recovery_seconds``.
 
 No Django here: the caller gives the Redis connection and the keys.
 """
@@ -25,8 +28,6 @@ BURST_SECONDS = 0.5
 SHRINK_INTERVAL = 1.0
 # The budget never shrinks below this share of the cap.
 SMALLEST_SHARE = 1 / 16
-# A waiting request checks again at least this often (the budget may have grown back).
-LONGEST_PAUSE = 1.0
 # A job still counts as waiting this long after its last wait: it is being paced.
 WAITING_MARK_SECONDS = 3.0
 
@@ -41,30 +42,28 @@ share = math.min(1, share + math.max(0, now - share_at) / tonumber(ARGV[1]))
 """
 
 # ARGV: recovery seconds, time to live (ms), burst seconds, then (rate, cost) for bytes and for
-# requests, a rate of 0 meaning no cap. Returns "0" when taken, else the seconds to wait.
+# requests, a rate of 0 meaning no cap. Books the request's place and returns the seconds to
+# wait for it: requests are served in the order they asked, whichever job or host asked.
 _TAKE = (
     _SHARE_NOW
     + """
 local burst = tonumber(ARGV[3])
 local fields = {'bytes_at', 'requests_at'}
+local at = {}
 local wait = 0
-local next_at = {}
 for i = 1, 2 do
-  local rate = tonumber(ARGV[2 + 2 * i])
-  if rate > 0 then
-    local at = math.max(tonumber(redis.call('HGET', KEYS[1], fields[i])) or now, now)
-    wait = math.max(wait, at - now - burst)
-    next_at[i] = at + tonumber(ARGV[3 + 2 * i]) / (rate * share)
+  if tonumber(ARGV[2 + 2 * i]) > 0 then
+    at[i] = math.max(tonumber(redis.call('HGET', KEYS[1], fields[i])) or now, now)
+    wait = math.max(wait, at[i] - now - burst)
   end
 end
-if wait > 0 then
-  return string.format('%.6f', wait)
-end
-for i, at in pairs(next_at) do
-  redis.call('HSET', KEYS[1], fields[i], string.format('%.6f', at))
+local send = now + wait
+for i, next_at in pairs(at) do
+  local cost = tonumber(ARGV[3 + 2 * i]) / (tonumber(ARGV[2 + 2 * i]) * share)
+  redis.call('HSET', KEYS[1], fields[i], string.format('%.6f', math.max(next_at, send) + cost))
 end
 redis.call('PEXPIRE', KEYS[1], ARGV[2])
-return '0'
+return string.format('%.6f', wait)
 """
 )
 
@@ -129,31 +128,28 @@ class ClusterBudget:
         self._ttl_ms = int(max(recovery_seconds, 60.0) * 2000)
 
     def take(self, size_bytes: int) -> float:
-        """Wait until the budget has room for one request of ``size_bytes``, take it, and
-        return the seconds waited."""
-        waited = 0.0
-        while True:
-            wait = float(
-                self._take(
-                    keys=[self.key],
-                    args=[
-                        self.recovery_seconds,
-                        self._ttl_ms,
-                        BURST_SECONDS,
-                        self.cap.bytes_per_second or 0,
-                        size_bytes,
-                        self.cap.requests_per_second or 0,
-                        1,
-                    ],
-                )
+        """Book room for one request of ``size_bytes``, wait for its turn, and return the
+        seconds waited."""
+        wait = float(
+            self._take(
+                keys=[self.key],
+                args=[
+                    self.recovery_seconds,
+                    self._ttl_ms,
+                    BURST_SECONDS,
+                    self.cap.bytes_per_second or 0,
+                    size_bytes,
+                    self.cap.requests_per_second or 0,
+                    1,
+                ],
             )
-            if wait <= 0:
-                return waited
-            pause = min(wait, LONGEST_PAUSE)
-            if self.waiting_key:
-                self.redis.set(self.waiting_key, "1", px=int((pause + WAITING_MARK_SECONDS) * 1000))
-            self.sleep(pause)
-            waited += pause
+        )
+        if wait <= 0:
+            return 0.0
+        if self.waiting_key:
+            self.redis.set(self.waiting_key, "1", px=int((wait + WAITING_MARK_SECONDS) * 1000))
+        self.sleep(wait)
+        return wait
 
     def shrink(self) -> float:
         """The cluster answered "rate limited": halve the budget for a while; the share of

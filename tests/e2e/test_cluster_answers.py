@@ -2,6 +2,9 @@
 chooses: what the cluster ends up holding is compared with the file, row by row."""
 
 import io
+import socket
+import threading
+import time
 from typing import Any
 
 import orjson
@@ -238,9 +241,8 @@ def test_batches_stay_below_the_largest_request_the_cluster_takes(fake):
 
 
 def v2_cluster(fake: FakeCluster, **fields: Any) -> ClusterEndpoint:
-    return ClusterEndpoint.objects.create(
-        name="modern", base_url=fake.url, api_version="v2", **fields
-    )
+    fields.setdefault("base_url", fake.url)
+    return ClusterEndpoint.objects.create(name="modern", api_version="v2", **fields)
 
 
 def test_a_partial_update_changes_only_the_fields_each_row_gives(fake):
@@ -325,3 +327,47 @@ def test_the_upsert_command_updates_only_the_fields_in_the_file(fake, tmp_path):
     web.force_login(make_user("root", superuser=True))
     page = web.get(reverse("job_detail", args=[job.pk])).content.decode()
     assert "Updates only the fields in the file" in page
+
+
+def test_a_silent_grpc_port_holds_the_version_question_only_briefly(fake):
+    from upserts.milvus.probe import PROBE_TIMEOUT_SECONDS
+    from upserts.services.clusters import partial_update_problem
+
+    # The kernel accepts the connection; nothing ever answers on it.
+    with socket.create_server(("127.0.0.1", 0)) as silent:
+        cluster = v2_cluster(
+            fake,
+            base_url=f"http://127.0.0.1:{silent.getsockname()[1]}",
+            request_timeout_seconds=60,
+            server_version="v2.6.4",
+        )
+        started = time.monotonic()
+        problem = partial_update_problem(cluster)
+        elapsed = time.monotonic() - started
+
+    # The version in the cluster's settings stands in for the one the server did not give.
+    assert problem == ""
+    assert elapsed < PROBE_TIMEOUT_SECONDS + 2
+
+
+def test_a_batch_slower_than_the_lease_keeps_the_job_from_other_tasks(fake, settings):
+    from upserts.services.jobs import acquire_lease
+
+    settings.UPSERT_LEASE_SECONDS = 1
+    collection = FakeCollection(delays={3: 2.5}).serve(fake)
+    cluster = ClusterEndpoint.objects.create(name="slow", base_url=fake.url)
+    job = upload(cluster, [orjson.dumps(book(i)) for i in range(1, 5)])
+    taken_by_another: list[bool] = []
+
+    def another_task() -> None:
+        time.sleep(1.8)  # the first lease ran out long ago; the batch is not back yet
+        taken_by_another.append(acquire_lease(job.pk, token="another", seconds=5))
+
+    rival = threading.Thread(target=another_task)
+    rival.start()
+    assert run_job_slice(job.pk) is SliceOutcome.FINISHED
+    rival.join()
+
+    job.refresh_from_db()
+    assert taken_by_another == [False]
+    assert job.status == JobStatus.SUCCEEDED and sorted(collection.entities) == [1, 2, 3, 4]

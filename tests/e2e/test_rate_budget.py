@@ -13,7 +13,14 @@ from tests.factories import book, make_user
 from tests.helpers import wait_until
 from tests.milvus.fake_cluster import FakeCluster
 from tests.milvus.fake_collection import V2_UPSERT, FakeCollection
-from upserts.models import ClusterEndpoint, JobStatus, UpsertBatch, UpsertJob
+from upserts.models import (
+    AuditAction,
+    AuditEvent,
+    ClusterEndpoint,
+    JobStatus,
+    UpsertBatch,
+    UpsertJob,
+)
 from upserts.rate_budget import BURST_SECONDS
 from upserts.services.job_control import start_job
 from upserts.services.pipeline import SliceOutcome, run_job_slice
@@ -75,7 +82,8 @@ def test_two_jobs_on_two_worker_processes_together_stay_within_the_clusters_cap(
     steady = [size for at, size in collection.arrivals if at > times[0] + BURST_SECONDS + 0.2]
     steady_rate = sum(steady) / (times[-1] - (times[0] + BURST_SECONDS + 0.2))
     assert 0.85 * cap <= steady_rate <= 1.15 * cap
-    # The jobs shared the budget, rather than one waiting for the other to finish.
+    # The jobs shared the budget evenly (requests go in the order they asked), rather than
+    # one starving while the other sent.
     first_job_times = [
         at for at, keys in zip(times, collection.arrived, strict=True) if keys[0] < 100_000
     ]
@@ -85,11 +93,13 @@ def test_two_jobs_on_two_worker_processes_together_stay_within_the_clusters_cap(
     overlap = min(first_job_times[-1], second_job_times[-1]) - max(
         first_job_times[0], second_job_times[0]
     )
-    assert overlap > 0.5 * span
+    assert overlap > 0.6 * span
     for job in jobs:
         waited = sum(UpsertBatch.objects.filter(job=job).values_list("budget_wait_ms", flat=True))
         assert waited > 1000
         assert job.budget_wait_seconds == pytest.approx(waited / 1000, abs=0.01)
+        finished = AuditEvent.objects.get(action=AuditAction.JOB_FINISHED, target_id=str(job.pk))
+        assert finished.details["budget_wait_seconds"] == round(job.budget_wait_seconds, 1)
 
 
 def test_a_rate_limit_answer_shrinks_the_budget_and_the_job_still_lands(

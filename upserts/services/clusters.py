@@ -24,7 +24,12 @@ from upserts.milvus.client import (
 from upserts.milvus.errors import ClusterError, RetryableClusterError
 from upserts.milvus.grpc_client import GrpcChannel, GrpcClusterClient
 from upserts.milvus.network import NetworkPolicy
-from upserts.milvus.probe import ApiProbe, probe_endpoint, takes_partial_updates
+from upserts.milvus.probe import (
+    PROBE_TIMEOUT_SECONDS,
+    ApiProbe,
+    probe_endpoint,
+    takes_partial_updates,
+)
 from upserts.milvus.schema import CollectionSchema
 from upserts.milvus.transport import ClusterTransport
 from upserts.models import AuditAction, ClusterEndpoint
@@ -367,7 +372,14 @@ def partial_update_problem(cluster: ClusterEndpoint) -> str:
     """
     if cluster.api_version == ClusterEndpoint.ApiVersion.V1:
         return PARTIAL_UPDATE_NEEDS
-    config = replace(cluster_config(cluster), api_version="grpc")
+    config = cluster_config(cluster)
+    # A REST-only endpoint behind a firewall that drops the call must not hold a page for the
+    # cluster's whole timeout.
+    config = replace(
+        config,
+        api_version="grpc",
+        timeout_seconds=min(config.timeout_seconds, PROBE_TIMEOUT_SECONDS),
+    )
     try:
         with GrpcClusterClient(config) as client:
             version = client.server_version()

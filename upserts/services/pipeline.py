@@ -387,7 +387,19 @@ class _SliceRun:
 
     def _commit_oldest(self) -> None:
         batch, future = self.in_flight.popleft()
-        _commit_batch(self.job, batch, future.result(), self.token, self.encoder)
+        _commit_batch(self.job, batch, self._outcome(future), self.token, self.encoder)
+
+    def _outcome(self, future: Future[BatchOutcome]) -> BatchOutcome:
+        """The batch's outcome. While it is not back (a slow cluster, a long wait for the
+        rate budget) the lease is renewed, or the sweeper would hand the job to a second task
+        that sends the same rows again."""
+        seconds = settings.UPSERT_LEASE_SECONDS
+        while True:
+            try:
+                return future.result(timeout=seconds / 3)
+            except TimeoutError:
+                if not jobs.acquire_lease(self.job.pk, token=self.token, seconds=seconds):
+                    raise LeaseLost() from None
 
     def _drain(self) -> None:
         while self.in_flight:
@@ -514,23 +526,28 @@ def _finish(job: UpsertJob) -> None:
         .filter(writes__gt=1)
         .count()
     )
-    UpsertJob.objects.filter(pk=job.pk).update(duplicate_ids=duplicates)
-    jobs.mark_finished(job)
-    _audit_end(job, AuditAction.JOB_FINISHED)
+    with transaction.atomic():
+        UpsertJob.objects.filter(pk=job.pk).update(duplicate_ids=duplicates)
+        jobs.mark_finished(job)
+        _audit_end(job, AuditAction.JOB_FINISHED)
 
 
 def _cancel(job: UpsertJob) -> None:
-    jobs.mark_cancelled(job)
-    _audit_end(job, AuditAction.JOB_CANCELLED)
+    with transaction.atomic():
+        jobs.mark_cancelled(job)
+        _audit_end(job, AuditAction.JOB_CANCELLED)
 
 
 def _fail(job: UpsertJob, message: str) -> None:
     job.refresh_from_db()
-    jobs.mark_failed(job, message)
-    _audit_end(job, AuditAction.JOB_FINISHED)
+    with transaction.atomic():
+        jobs.mark_failed(job, message)
+        _audit_end(job, AuditAction.JOB_FINISHED)
 
 
 def _audit_end(job: UpsertJob, action: str) -> None:
+    """The event of the job's end, in the transaction that ends it: whoever sees the job
+    final finds its outcome in the audit trail too."""
     job.refresh_from_db()
     record_event(
         action=action,
@@ -544,6 +561,8 @@ def _audit_end(job: UpsertJob, action: str) -> None:
             "rows_failed": job.rows_failed,
             "duplicate_ids": job.duplicate_ids,
             "batches": job.batches_done,
+            # Time held back by the cluster's rate budget (its cap on all jobs together).
+            "budget_wait_seconds": round(job.budget_wait_seconds, 1),
             "error": job.error_message,
         },
     )
