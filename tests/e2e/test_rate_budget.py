@@ -128,3 +128,27 @@ def test_a_rate_limit_answer_shrinks_the_budget_and_the_job_still_lands(
     budget = budget_for_job(job)
     assert budget is not None
     assert 0.5 <= budget.share() < 0.6
+
+
+def test_the_upsert_command_says_how_long_the_job_waited_for_the_budget(
+    fake_cluster: FakeCluster, redis_url, tmp_path
+):
+    from django.core.management import call_command
+
+    FakeCollection().serve(fake_cluster, api="v2")
+    cluster = ClusterEndpoint.objects.create(
+        name="paced", base_url=fake_cluster.url, api_version="v2", max_requests_per_second=10
+    )
+    path = tmp_path / "books.jsonl"
+    path.write_bytes(b"\n".join(orjson.dumps(book(key)) for key in range(1, 26)) + b"\n")
+    output = io.StringIO()
+
+    call_command(
+        "upsert", str(path), "--cluster", cluster.name, "--collection", "books",
+        "--batch-size", "1", "--here", stdout=output, stderr=io.StringIO(),
+    )  # fmt: skip
+
+    # 25 requests at 10 a second: 5 in the burst, then 2 s for the other 20.
+    assert "25 upserted" in output.getvalue()
+    assert "s for the cluster's rate budget." in output.getvalue()
+    assert UpsertJob.objects.get().budget_wait_seconds >= 1

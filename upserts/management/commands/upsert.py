@@ -16,7 +16,7 @@ from upserts.column_mapping import ColumnMapping, InvalidMapping
 from upserts.errors import ConsoleError
 from upserts.job_limits import BATCH_SIZE, MAX_IN_FLIGHT, JobLimits
 from upserts.models import ClusterEndpoint, JobStatus, UpsertJob
-from upserts.selectors import failure_reasons
+from upserts.selectors import failure_reasons, job_waits_for_budget
 from upserts.services.pipeline import SliceOutcome, run_job_slice
 from upserts.services.submissions import (
     Start,
@@ -174,8 +174,10 @@ class Command(BaseCommand):
         with tqdm(unit=" rows", desc=f"job {job.pk}", dynamic_ncols=True) as bar:
             while True:
                 job.refresh_from_db()
+                waiting = " · waiting for the rate budget" if job_waits_for_budget(job) else ""
                 bar.set_postfix_str(
-                    f"{job.status} · upserted {job.rows_upserted:,} · failed {job.rows_failed:,}"
+                    f"{job.status} · upserted {job.rows_upserted:,} · failed "
+                    f"{job.rows_failed:,}{waiting}"
                 )
                 bar.update(job.rows_read - bar.n)
                 if job.is_final:
@@ -195,6 +197,11 @@ class Command(BaseCommand):
         if job.duplicate_ids:
             summary += (
                 f" {job.duplicate_ids:,} primary keys appeared more than once (the last row wins)."
+            )
+        if job.budget_wait_seconds >= 1:
+            summary += (
+                f" Its requests waited {job.budget_wait_seconds:,.0f} s for the cluster's rate "
+                "budget."
             )
         reasons = failure_reasons(job)
         if reasons:
