@@ -235,6 +235,8 @@ UPSERT_RETRY_MAX_SECONDS = env.float("UPSERT_RETRY_MAX_SECONDS", default=30.0)
 # back to the cap over UPSERT_BUDGET_RECOVERY_SECONDS.
 REDIS_KEY_PREFIX = env.str("REDIS_KEY_PREFIX", default="upserts")
 UPSERT_BUDGET_RECOVERY_SECONDS = env.float("UPSERT_BUDGET_RECOVERY_SECONDS", default=60.0)
+if UPSERT_BUDGET_RECOVERY_SECONDS <= 0:
+    raise ImproperlyConfigured("UPSERT_BUDGET_RECOVERY_SECONDS must be more than 0.")
 # How long a job stays claimed by a task that stopped renewing its claim (a killed worker).
 UPSERT_LEASE_SECONDS = env.int("UPSERT_LEASE_SECONDS", default=120)
 # The sweeper (a Celery beat task) queues again the jobs that no task holds or will pick up:

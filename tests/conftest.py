@@ -51,11 +51,12 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     if not url:
         server = LocalRedis(tmp_path_factory.mktemp("redis")).start()
         url = server.url
-    settings.REDIS_URL = url
-    settings.REDIS_KEY_PREFIX = REDIS_KEY_PREFIX
+    before = settings.REDIS_URL, settings.REDIS_KEY_PREFIX
+    settings.REDIS_URL, settings.REDIS_KEY_PREFIX = url, REDIS_KEY_PREFIX
     try:
         yield url
     finally:
+        settings.REDIS_URL, settings.REDIS_KEY_PREFIX = before
         if server is not None:
             server.stop()
 

@@ -8,7 +8,7 @@ import pytest
 import redis
 
 from tests.helpers import REDIS_KEY_PREFIX
-from upserts.rate_budget import BURST_SECONDS, ClusterBudget, RateCap
+from upserts.rate_budget import BURST_SECONDS, BudgetUnavailable, ClusterBudget, RateCap
 
 
 @pytest.fixture
@@ -123,3 +123,38 @@ def test_a_shrunk_budget_paces_at_its_share_of_the_cap(connection, budget_key):
     # 20 requests a second now: 10 in the burst, then 10 intervals of 50 ms (at the full cap,
     # a quarter of a second).
     assert 0.45 <= elapsed <= 0.75
+
+
+def test_a_shrink_stretches_what_was_booked_ahead_to_the_new_pace(connection, budget_key):
+    budget = ClusterBudget(
+        connection,
+        key=budget_key,
+        cap=RateCap(requests_per_second=10),
+        sleep=lambda seconds: None,  # book only: the waits are what the test reads
+    )
+    for _ in range(20):
+        budget.take(1)  # booked up to 2 s ahead
+
+    budget.shrink()
+
+    # Booked 4 s ahead at the new pace: the next request waits that, less the burst.
+    assert budget.take(1) == pytest.approx(4.0 - BURST_SECONDS, abs=0.1)
+
+
+def test_the_budget_is_kept_as_long_as_its_bookings_reach(connection, budget_key):
+    budget = ClusterBudget(
+        connection, key=budget_key, cap=RateCap(bytes_per_second=1), sleep=lambda seconds: None
+    )
+
+    budget.take(1_000)  # paid for in 1 000 s
+
+    assert connection.pttl(budget_key) > 1_000_000
+
+
+def test_redis_not_answering_is_a_retryable_error_and_a_lost_shrink_is_no_error():
+    gone = redis.Redis.from_url("redis://127.0.0.1:9/0", socket_connect_timeout=1)
+    budget = ClusterBudget(gone, key="nowhere", cap=RateCap(requests_per_second=1))
+
+    with pytest.raises(BudgetUnavailable, match="could not be read from Redis"):
+        budget.take(1)
+    assert budget.shrink() == 1.0

@@ -20,6 +20,7 @@ from .fields import EncryptedTextField
 from .job_limits import BATCH_SIZE, MAX_BATCH_BYTES, MAX_IN_FLIGHT
 from .milvus.client import token_problem
 from .milvus.network import NetworkPolicy
+from .rate_budget import RateCap
 
 
 def validate_cluster_url(value: str) -> None:
@@ -198,6 +199,15 @@ class ClusterEndpoint(models.Model):
     @property
     def has_token(self) -> bool:
         return bool(self.token)
+
+    @property
+    def rate_cap(self) -> RateCap:
+        """What all jobs together may send to the cluster per second (one budget in Redis)."""
+        mb = self.max_mb_per_second
+        return RateCap(
+            bytes_per_second=mb * 1024 * 1024 if mb else None,
+            requests_per_second=self.max_requests_per_second or None,
+        )
 
 
 class SourceBucket(models.Model):

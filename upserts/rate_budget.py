@@ -17,10 +17,16 @@ a job rather than stopping it. A rate-limit answer halves the budget (at most on
 No Django here: the caller gives the Redis connection and the keys.
 """
 
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+
+import redis
+
+from upserts.milvus.errors import RetryableClusterError
+
+logger = logging.getLogger(__name__)
 
 # How long each kind of budget may run ahead of its rate: a burst of this many seconds' worth.
 BURST_SECONDS = 0.5
@@ -58,11 +64,15 @@ for i = 1, 2 do
   end
 end
 local send = now + wait
+local furthest = now
 for i, next_at in pairs(at) do
   local cost = tonumber(ARGV[3 + 2 * i]) / (tonumber(ARGV[2 + 2 * i]) * share)
-  redis.call('HSET', KEYS[1], fields[i], string.format('%.6f', math.max(next_at, send) + cost))
+  next_at = math.max(next_at, send) + cost
+  furthest = math.max(furthest, next_at)
+  redis.call('HSET', KEYS[1], fields[i], string.format('%.6f', next_at))
 end
-redis.call('PEXPIRE', KEYS[1], ARGV[2])
+-- Kept at least as long as the bookings reach, or a later request would start afresh.
+redis.call('PEXPIRE', KEYS[1], math.ceil((furthest - now) * 1000) + tonumber(ARGV[2]))
 return string.format('%.6f', wait)
 """
 )
@@ -73,10 +83,19 @@ _SHRINK = (
     + """
 local shrunk_at = tonumber(redis.call('HGET', KEYS[1], 'shrunk_at')) or 0
 if now - shrunk_at >= tonumber(ARGV[3]) then
-  share = math.max(tonumber(ARGV[4]), share / 2)
+  local shrunk = math.max(tonumber(ARGV[4]), share / 2)
+  -- What is booked ahead was booked at the old share: stretch it to the new one, so the
+  -- requests that ask next wait as if it had been booked at the new share.
+  for _, name in ipairs({'bytes_at', 'requests_at'}) do
+    local at = tonumber(redis.call('HGET', KEYS[1], name))
+    if at and at > now then
+      redis.call('HSET', KEYS[1], name, string.format('%.6f', now + (at - now) * share / shrunk))
+    end
+  end
+  share = shrunk
   redis.call('HSET', KEYS[1], 'share', string.format('%.6f', share),
     'share_at', string.format('%.6f', now), 'shrunk_at', string.format('%.6f', now))
-  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  redis.call('PEXPIRE', KEYS[1], math.max(redis.call('PTTL', KEYS[1]), tonumber(ARGV[2])))
 end
 return string.format('%.6f', share)
 """
@@ -98,6 +117,11 @@ class RateCap:
         return bool(self.bytes_per_second or self.requests_per_second)
 
 
+class BudgetUnavailable(RetryableClusterError):
+    """Redis, which holds the budget, did not answer: wait and ask again, as for a cluster
+    that did not answer, rather than send past a cap no one can check."""
+
+
 class ClusterBudget:
     """The budget of one cluster in Redis, as one job's requests take from it.
 
@@ -107,7 +131,7 @@ class ClusterBudget:
 
     def __init__(
         self,
-        redis: Any,
+        connection: redis.Redis,
         *,
         key: str,
         cap: RateCap,
@@ -115,49 +139,61 @@ class ClusterBudget:
         recovery_seconds: float = 60.0,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
-        self.redis = redis
+        if recovery_seconds <= 0:
+            raise ValueError("recovery_seconds must be more than 0")
+        self.redis = connection
         self.key = key
         self.cap = cap
         self.waiting_key = waiting_key
         self.recovery_seconds = recovery_seconds
         self.sleep = sleep
-        self._take = redis.register_script(_TAKE)
-        self._shrink = redis.register_script(_SHRINK)
-        self._share = redis.register_script(_SHARE)
+        self._take = connection.register_script(_TAKE)
+        self._shrink = connection.register_script(_SHRINK)
+        self._share = connection.register_script(_SHARE)
         # Long enough that a quiet minute does not forget a shrink or a debt.
         self._ttl_ms = int(max(recovery_seconds, 60.0) * 2000)
 
     def take(self, size_bytes: int) -> float:
         """Book room for one request of ``size_bytes``, wait for its turn, and return the
-        seconds waited."""
-        wait = float(
-            self._take(
-                keys=[self.key],
-                args=[
-                    self.recovery_seconds,
-                    self._ttl_ms,
-                    BURST_SECONDS,
-                    self.cap.bytes_per_second or 0,
-                    size_bytes,
-                    self.cap.requests_per_second or 0,
-                    1,
-                ],
+        seconds waited. Raises BudgetUnavailable when Redis does not answer."""
+        try:
+            wait = float(
+                self._take(
+                    keys=[self.key],
+                    args=[
+                        self.recovery_seconds,
+                        self._ttl_ms,
+                        BURST_SECONDS,
+                        self.cap.bytes_per_second or 0,
+                        size_bytes,
+                        self.cap.requests_per_second or 0,
+                        1,
+                    ],
+                )
             )
-        )
+            if wait > 0 and self.waiting_key:
+                marked_ms = int((wait + WAITING_MARK_SECONDS) * 1000)
+                self.redis.set(self.waiting_key, "1", px=marked_ms)
+        except redis.RedisError as exc:
+            raise BudgetUnavailable(
+                f"The cluster's rate budget could not be read from Redis ({exc}); retry later"
+            ) from exc
         if wait <= 0:
             return 0.0
-        if self.waiting_key:
-            self.redis.set(self.waiting_key, "1", px=int((wait + WAITING_MARK_SECONDS) * 1000))
         self.sleep(wait)
         return wait
 
     def shrink(self) -> float:
         """The cluster answered "rate limited": halve the budget for a while; the share of
-        the cap it has now."""
-        share = self._shrink(
-            keys=[self.key],
-            args=[self.recovery_seconds, self._ttl_ms, SHRINK_INTERVAL, SMALLEST_SHARE],
-        )
+        the cap it has now (1 when Redis does not answer: the request is retried anyway)."""
+        try:
+            share = self._shrink(
+                keys=[self.key],
+                args=[self.recovery_seconds, self._ttl_ms, SHRINK_INTERVAL, SMALLEST_SHARE],
+            )
+        except redis.RedisError as exc:
+            logger.warning("could not shrink the rate budget %s: %s", self.key, exc)
+            return 1.0
         return float(share)
 
     def share(self) -> float:

@@ -20,7 +20,7 @@ from upserts.models import (
     UpsertBatch,
     UpsertJob,
 )
-from upserts.services.rate_budgets import cluster_cap, redis_client, waiting_key
+from upserts.shared_redis import budget_waiting_key, redis_client
 
 
 def recent_jobs(*, limit: int = 20) -> QuerySet[UpsertJob]:
@@ -82,10 +82,10 @@ def job_progress(job: UpsertJob, *, now: datetime | None = None) -> JobProgress:
 def job_waits_for_budget(job: UpsertJob) -> bool:
     """Whether the job's requests are held back by its cluster's rate budget now (or were in
     the last few seconds: a job paced by the budget waits before most of its requests)."""
-    if job.status != JobStatus.RUNNING or not cluster_cap(job.cluster).is_capped:
+    if job.status != JobStatus.RUNNING or not job.cluster.rate_cap.is_capped:
         return False
     try:
-        return bool(redis_client().exists(waiting_key(job.pk)))
+        return bool(redis_client().exists(budget_waiting_key(job.pk)))
     except redis.RedisError:
         # The page says what it knows; the worker, which needs Redis, reports its own trouble.
         return False

@@ -371,3 +371,16 @@ def test_a_batch_slower_than_the_lease_keeps_the_job_from_other_tasks(fake, sett
     job.refresh_from_db()
     assert taken_by_another == [False]
     assert job.status == JobStatus.SUCCEEDED and sorted(collection.entities) == [1, 2, 3, 4]
+
+
+def test_a_lease_another_task_has_held_is_not_renewed(fake):
+    from upserts.services.jobs import acquire_lease, release_lease, renew_lease
+
+    cluster = ClusterEndpoint.objects.create(name="leased", base_url=fake.url)
+    job = upload(cluster, [orjson.dumps(book(1))])
+    assert acquire_lease(job.pk, token="stalled", seconds=0)  # runs out at once
+    assert acquire_lease(job.pk, token="another", seconds=5)
+    release_lease(job.pk, token="another")
+
+    # The job is free again, but the stalled task's batches may now be behind the other's.
+    assert not renew_lease(job.pk, token="stalled", seconds=5)

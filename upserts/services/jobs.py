@@ -103,6 +103,16 @@ def acquire_lease(job_id: int, *, token: str, seconds: float) -> bool:
     )
 
 
+def renew_lease(job_id: int, *, token: str, seconds: float) -> bool:
+    """Extend our own lease; False once another task holds (or has held) the job, even if it
+    has since let it go: its batches may be past ours."""
+    return bool(
+        UpsertJob.objects.filter(pk=job_id, lease_token=token).update(
+            lease_expires_at=timezone.now() + timedelta(seconds=seconds)
+        )
+    )
+
+
 def release_lease(job_id: int, *, token: str) -> None:
     """Give the job up; a delivery that gets here ended, so it no longer counts as a stop."""
     UpsertJob.objects.filter(pk=job_id, lease_token=token).update(

@@ -14,7 +14,7 @@ import time
 import uuid
 from collections import deque
 from collections.abc import Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -394,12 +394,10 @@ class _SliceRun:
         rate budget) the lease is renewed, or the sweeper would hand the job to a second task
         that sends the same rows again."""
         seconds = settings.UPSERT_LEASE_SECONDS
-        while True:
-            try:
-                return future.result(timeout=seconds / 3)
-            except TimeoutError:
-                if not jobs.acquire_lease(self.job.pk, token=self.token, seconds=seconds):
-                    raise LeaseLost() from None
+        while not wait([future], timeout=seconds / 3).done:
+            if not jobs.renew_lease(self.job.pk, token=self.token, seconds=seconds):
+                raise LeaseLost()
+        return future.result()
 
     def _drain(self) -> None:
         while self.in_flight:

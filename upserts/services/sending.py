@@ -40,7 +40,8 @@ class SendBudget(Protocol):
     """What all senders to a cluster may send per second (``upserts.rate_budget``)."""
 
     def take(self, size_bytes: int) -> float:
-        """Wait for room for one request of that size; the seconds waited."""
+        """Wait for room for one request of that size; the seconds waited. May raise
+        RetryableClusterError when the budget cannot be read."""
 
     def shrink(self) -> float:
         """The cluster said "rate limited": send less for a while."""
@@ -159,10 +160,11 @@ class _Sender:
         while True:
             attempt += 1
             self.outcome.requests += 1
-            if self.budget is not None:
-                waited = self.budget.take(self.encoder.request_size(request))
-                self.outcome.budget_wait_ms += waited * 1000
             try:
+                if self.budget is not None:
+                    # Redis not answering is retried like the cluster not answering.
+                    waited = self.budget.take(self.encoder.request_size(request))
+                    self.outcome.budget_wait_ms += waited * 1000
                 return self.transport.send_upsert(request)
             except RetryableClusterError as exc:
                 if isinstance(exc, RateLimitedError) and self.budget is not None:

@@ -23,7 +23,7 @@ def nav_class(context: template.Context, *prefixes: str) -> str:
 
 
 @register.filter
-def rate_cap(cluster: Any) -> str:
+def described_rate_cap(cluster: Any) -> str:
     """``0.5 MB/s and 20 requests/s``: what a cluster takes from all jobs together; "" when
     it has no cap."""
     parts = []
