@@ -126,7 +126,9 @@ class ClusterBudget:
     """The budget of one cluster in Redis, as one job's requests take from it.
 
     ``key`` holds the budget (shared by every job on the cluster); ``waiting_key``, when
-    given, is set while the job waits, so a page can say the job is being paced.
+    given, is set while the job waits, so a page can say the job is being paced. ``sleep``
+    waits for a request's turn; one that returns early (an event's ``wait``) lets a stopping
+    job stop waiting.
     """
 
     def __init__(
@@ -137,7 +139,7 @@ class ClusterBudget:
         cap: RateCap,
         waiting_key: str = "",
         recovery_seconds: float = 60.0,
-        sleep: Callable[[float], None] = time.sleep,
+        sleep: Callable[[float], object] = time.sleep,
     ) -> None:
         if recovery_seconds <= 0:
             raise ValueError("recovery_seconds must be more than 0")

@@ -152,3 +152,38 @@ def test_the_upsert_command_says_how_long_the_job_waited_for_the_budget(
     assert "25 upserted" in output.getvalue()
     assert "s for the cluster's rate budget." in output.getvalue()
     assert UpsertJob.objects.get().budget_wait_seconds >= 1
+
+
+def test_a_cancel_stops_batches_waiting_for_the_budget_and_what_was_sent_is_recorded(
+    fake_cluster: FakeCluster, redis_url
+):
+    import threading
+    import time
+
+    from upserts.models import EntityWrite
+    from upserts.services.job_control import cancel_job
+
+    collection = FakeCollection().serve(fake_cluster, api="v2")
+    # One request every four seconds: with four in flight, the last waits twelve.
+    cluster = ClusterEndpoint.objects.create(
+        name="slow-plan", base_url=fake_cluster.url, api_version="v2", max_requests_per_second=0.25
+    )
+    job = upload(cluster, range(1, 11), batch_size=1, max_in_flight=4)
+    outcome: list[SliceOutcome] = []
+    slice_ = threading.Thread(target=lambda: outcome.append(run_job_slice(job.pk)))
+    slice_.start()
+    wait_until(lambda: len(collection.arrivals) >= 1, timeout=10, interval=0.05)
+
+    cancel_job(job)
+    cancelled_at = time.monotonic()
+    slice_.join(timeout=30)
+
+    assert time.monotonic() - cancelled_at < 3  # not the twelve seconds of the last booking
+    # The batches that were waiting were not sent past the budget either.
+    assert len(collection.arrivals) == 1
+    job.refresh_from_db()
+    assert outcome == [SliceOutcome.FINISHED] and job.status == JobStatus.CANCELLED
+    sent = {key for keys in collection.applied for key in keys}
+    written = EntityWrite.objects.filter(job=job).values_list("entity_id", flat=True)
+    assert {int(entity_id) for entity_id in written} == sent
+    assert job.rows_upserted == len(sent) < 10

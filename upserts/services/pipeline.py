@@ -10,6 +10,7 @@ primary key, and nothing of those batches was recorded).
 
 import enum
 import logging
+import threading
 import time
 import uuid
 from collections import deque
@@ -55,6 +56,7 @@ from upserts.services.read_limits import read_limits
 from upserts.services.sending import (
     BatchOutcome,
     RetryPolicy,
+    SendingStopped,
     send_batch,
 )
 from upserts.validation.collections import blocking_schema_problems
@@ -258,7 +260,13 @@ class _SliceRun:
         self.deadline = time.monotonic() + settings.UPSERT_TASK_SLICE_SECONDS
         self.transport = client_for(job.cluster)
         self.policy = retry_policy()
-        self.budget = budget_for_job(job)
+        # Set when the job stops for good (a cancel, an error): a batch still waiting for its
+        # turn in the cluster's budget then stops waiting and is not sent.
+        self.stopping = threading.Event()
+        # A cancel was seen: batches may have been left unsent, so the job ends cancelled
+        # (never finished, never continued past them) however the slice ends.
+        self.cancelled = False
+        self.budget = budget_for_job(job, sleep=self.stopping.wait)
         self.preparer = RowPreparer(
             schema,
             file_format=job.file_format,
@@ -301,11 +309,19 @@ class _SliceRun:
             except FileFormatError:
                 self._close_batch()
                 self._drain()
+                if self.cancelled:
+                    return StopReason.CANCEL
                 raise
+            if stop_reason is StopReason.CANCEL:
+                self._stop_for_cancel()
             if not stop_reason:
                 self._close_batch()
             self._drain()
+            if self.cancelled:
+                stop_reason = StopReason.CANCEL
         finally:
+            # Whatever is still waiting to be sent now never will be committed.
+            self.stopping.set()
             self._executor.shutdown(wait=True, cancel_futures=True)
         return stop_reason
 
@@ -370,6 +386,7 @@ class _SliceRun:
                 policy=self.policy,
                 request=self._request(batch),
                 budget=self.budget,
+                stopping=self.stopping.is_set,
             )
         else:
             future = Future()
@@ -387,16 +404,32 @@ class _SliceRun:
 
     def _commit_oldest(self) -> None:
         batch, future = self.in_flight.popleft()
-        _commit_batch(self.job, batch, self._outcome(future), self.token, self.encoder)
+        try:
+            outcome = self._outcome(future)
+        except SendingStopped:
+            # Cancelled while waiting for the cluster's budget: never sent, so not recorded
+            # (a cancelled job is not resumed; its counters say what was done).
+            return
+        _commit_batch(self.job, batch, outcome, self.token, self.encoder)
+
+    def _stop_for_cancel(self) -> None:
+        self.cancelled = True
+        self.stopping.set()
 
     def _outcome(self, future: Future[BatchOutcome]) -> BatchOutcome:
         """The batch's outcome. While it is not back (a slow cluster, a long wait for the
         rate budget) the lease is renewed, or the sweeper would hand the job to a second task
-        that sends the same rows again."""
+        that sends the same rows again; and a cancel is looked for every second, so batches
+        waiting for the budget stop waiting."""
         seconds = settings.UPSERT_LEASE_SECONDS
-        while not wait([future], timeout=seconds / 3).done:
-            if not jobs.renew_lease(self.job.pk, token=self.token, seconds=seconds):
-                raise LeaseLost()
+        renewed = time.monotonic()
+        while not wait([future], timeout=min(1.0, seconds / 3)).done:
+            if not self.cancelled and _cancel_requested(self.job):
+                self._stop_for_cancel()
+            if time.monotonic() - renewed >= seconds / 3:
+                if not jobs.renew_lease(self.job.pk, token=self.token, seconds=seconds):
+                    raise LeaseLost()
+                renewed = time.monotonic()
         return future.result()
 
     def _drain(self) -> None:
@@ -440,8 +473,12 @@ def _prepare_row(
     return prepared
 
 
+def _cancel_requested(job: UpsertJob) -> bool:
+    return UpsertJob.objects.filter(pk=job.pk, cancel_requested=True).exists()
+
+
 def _reason_to_stop(job: UpsertJob, deadline: float) -> StopReason | None:
-    if UpsertJob.objects.filter(pk=job.pk, cancel_requested=True).exists():
+    if _cancel_requested(job):
         return StopReason.CANCEL
     if time.monotonic() >= deadline:
         return StopReason.SLICE_OVER

@@ -67,6 +67,11 @@ class BatchOutcome:
     budget_wait_ms: float = 0.0
 
 
+class SendingStopped(Exception):
+    """The job is stopping (a cancel): a batch still waiting for its turn in the cluster's
+    budget is not sent, and nothing of it is recorded."""
+
+
 class TargetRefusesEveryRow(FatalTargetError):
     """Every row tried alone was refused the same way: the collection is the problem."""
 
@@ -80,11 +85,14 @@ def send_batch(
     sleep: Callable[[float], None] = time.sleep,
     request: Any = None,
     budget: SendBudget | None = None,
+    stopping: Callable[[], bool] = lambda: False,
 ) -> BatchOutcome:
     """Upsert the rows; a data rejection is split in halves until each bad row is isolated.
 
     ``request`` is the rows' request when the caller built it already (``encoder.request``).
-    Every request, retries and halves included, first takes its bytes from ``budget``.
+    Every request, retries and halves included, first takes its bytes from ``budget``; a
+    batch whose first request is waiting for it when ``stopping()`` turns true raises
+    SendingStopped unsent.
 
     Raises FatalTargetError at once, and RetryableClusterError once the retry budget of one
     request is spent; nothing of a batch that raises is committed, and re-sending it later is
@@ -93,7 +101,7 @@ def send_batch(
     outcome = BatchOutcome()
     started = time.monotonic()
     state = _BisectState()
-    sender = _Sender(transport, encoder, policy, sleep, outcome, budget)
+    sender = _Sender(transport, encoder, policy, sleep, outcome, budget, stopping)
     sender.send_part(rows, 0, state, request)
     if len(rows) > 1 and len(outcome.rejections) == len(rows):
         _raise_target_problem(outcome.rejections[0].reason, len(rows))
@@ -124,6 +132,7 @@ class _Sender:
     sleep: Callable[[float], None]
     outcome: BatchOutcome
     budget: SendBudget | None = None
+    stopping: Callable[[], bool] = lambda: False
 
     def send_part(
         self, rows: Sequence[Any], offset: int, state: _BisectState, request: Any = None
@@ -159,12 +168,17 @@ class _Sender:
         attempt = 0
         while True:
             attempt += 1
+            first = self.outcome.requests == 0
             self.outcome.requests += 1
             try:
                 if self.budget is not None:
+                    if first and self.stopping():
+                        raise SendingStopped()
                     # Redis not answering is retried like the cluster not answering.
                     waited = self.budget.take(self.encoder.request_size(request))
                     self.outcome.budget_wait_ms += waited * 1000
+                    if first and self.stopping():
+                        raise SendingStopped()
                 return self.transport.send_upsert(request)
             except RetryableClusterError as exc:
                 if isinstance(exc, RateLimitedError) and self.budget is not None:
