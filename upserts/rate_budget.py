@@ -8,11 +8,11 @@ script, run on Redis' own clock: hosts whose clocks differ share it fairly, and 
 worker finds it as it was left.
 
 Each request books its place when it asks and waits for it, so requests go in the order they
-asked and jobs share the cap evenly. A request larger than the bucket still goes in its turn,
-and the ones after it wait until its bytes are paid for: a cap below one batch a second slows
-a job rather than stopping it. A rate-limit answer halves the budget (at most once per
-``SHRINK_INTERVAL``, however many workers saw it); it grows back linearly, to the cap in
-``recovery_seconds``.
+asked and jobs share the cap in proportion to the requests each keeps in flight. A request
+larger than the bucket still goes in its turn, and the ones after it wait until its bytes are
+paid for: a cap below one batch a second slows a job rather than stopping it. A rate-limit
+answer halves the budget (at most once per ``SHRINK_INTERVAL``, however many workers saw
+it); it grows back linearly, to the cap in ``recovery_seconds``.
 
 No Django here: the caller gives the Redis connection and the keys.
 """
@@ -37,7 +37,7 @@ SMALLEST_SHARE = 1 / 16
 # A job still counts as waiting this long after its last wait: it is being paced.
 WAITING_MARK_SECONDS = 3.0
 
-# Both scripts read the share of the cap the budget has now (1 unless a rate-limit answer
+# Every script reads the share of the cap the budget has now (1 unless a rate-limit answer
 # shrank it) from the fields ``share`` and ``share_at``.
 _SHARE_NOW = """
 local clock = redis.call('TIME')
