@@ -75,12 +75,27 @@ def test_a_vector_given_as_broken_json_text_says_so():
     assert "field `emb`" in prepared.reason and "not valid JSON" in prepared.reason
 
 
+def read_as_jsonl(entity: dict, preparer: RowPreparer) -> tuple[dict, bytes]:
+    """The row as the pipeline's JSON Lines reader hands it to the preparer: its float
+    vectors parsed into arrays where they are flat lists of numbers, and its text."""
+    (row,) = read_rows(
+        io.BytesIO(orjson.dumps(entity) + b"\n"),
+        file_format="jsonl",
+        gzipped=False,
+        filename="books.jsonl",
+        number_vector_columns=preparer.number_vector_columns,
+    )
+    assert row.entity is not None and row.encoded is not None
+    return row.entity, row.encoded
+
+
 @pytest.mark.parametrize("entity", ENTITIES, ids=range(len(ENTITIES)))
 def test_json_lines_rows_get_the_plain_check_verdict_and_go_out_as_read(entity):
-    line = orjson.dumps(entity)
     expected = EntityValidator(SCHEMA).check(entity)
+    preparer = RowPreparer(SCHEMA, file_format="jsonl")
+    row, line = read_as_jsonl(entity, preparer)
 
-    prepared = RowPreparer(SCHEMA, file_format="jsonl").prepare(entity, line)
+    prepared = preparer.prepare(row, line)
 
     if expected:
         assert isinstance(prepared, RefusedRow) and prepared.problems == expected
@@ -249,11 +264,12 @@ def test_parquet_rows_get_the_plain_check_verdict_and_the_same_numbers(tmp_path)
 @pytest.mark.parametrize("file_format", ["jsonl", "csv"])
 def test_over_grpc_a_checked_vector_list_goes_on_as_its_float32_array(file_format):
     entity = book(emb=[0.1, -1.5, 3, 1e-3])
-    line = orjson.dumps(entity)
-    row = csv_cells(entity) if file_format == "csv" else entity
     preparer = RowPreparer(SCHEMA, file_format=file_format, row_form="entity")
+    row, line = csv_cells(entity), None
+    if file_format == "jsonl":
+        row, line = read_as_jsonl(entity, preparer)
 
-    key, outgoing = preparer.prepare(row, line if file_format == "jsonl" else None)
+    key, outgoing = preparer.prepare(row, line)
 
     assert key == 7
     vector = outgoing["emb"]
@@ -269,10 +285,28 @@ def test_over_grpc_a_refused_vector_is_kept_as_read():
     entity = book(emb=[0.5, 1e39, 0.5, 0.5])
     preparer = RowPreparer(SCHEMA, file_format="jsonl", row_form="entity")
 
-    refused = preparer.prepare(entity, orjson.dumps(entity))
+    refused = preparer.prepare(*read_as_jsonl(entity, preparer))
 
     assert isinstance(refused, RefusedRow)
     assert refused.entity["emb"] == [0.5, 1e39, 0.5, 0.5]
+
+
+@pytest.mark.parametrize("row_form", ["json", "entity"])
+@pytest.mark.parametrize("file_format", ["jsonl", "csv"])
+def test_a_row_refused_for_another_field_keeps_the_files_own_numbers(file_format, row_form):
+    # 0.1 is not a float32 number: parsed into the request's array it becomes
+    # 0.10000000149011612, which the failed-rows download must not show.
+    entity = book(emb=[0.1, 0.2, 0.3, 1e-7], book_id="seven")
+    preparer = RowPreparer(SCHEMA, file_format=file_format, row_form=row_form)
+    row, line = csv_cells(entity), None
+    if file_format == "jsonl":
+        row, line = read_as_jsonl(entity, preparer)
+        assert type(row["emb"]) is NumberVector
+
+    refused = preparer.prepare(row, line)
+
+    assert isinstance(refused, RefusedRow)
+    assert refused.entity["emb"] == [0.1, 0.2, 0.3, 1e-7]
 
 
 @pytest.mark.parametrize("file_format", ["jsonl", "csv"])
@@ -280,14 +314,15 @@ def test_over_grpc_a_refused_vector_is_kept_as_read():
 def test_over_grpc_rows_get_the_plain_check_verdict_and_their_vectors_as_float32(
     entity, file_format
 ):
+    preparer = RowPreparer(SCHEMA, file_format=file_format, row_form="entity")
     if file_format == "csv":
         row, line = csv_cells(entity), None
         typed = coerce_text_values(row, SCHEMA)
     else:
-        row, line, typed = entity, orjson.dumps(entity), entity
+        (row, line), typed = read_as_jsonl(entity, preparer), entity
     expected = EntityValidator(SCHEMA).check(typed)
 
-    prepared = RowPreparer(SCHEMA, file_format=file_format, row_form="entity").prepare(row, line)
+    prepared = preparer.prepare(row, line)
 
     if expected:
         assert isinstance(prepared, RefusedRow)

@@ -4,19 +4,25 @@ For a 768-d collection this is most of a worker's CPU per row, and where the clu
 the machine every microsecond of it is taken from the cluster. So each format takes the
 cheapest road to the same request:
 
-- JSON Lines: the line goes out as it was read, never encoded again.
+- JSON Lines: the line goes out as it was read, never encoded again. Its FloatVector lists
+  come from the reader as float32 arrays (NumberVector, parsed by simdjson without a Python
+  float per value) wherever they are flat lists of numbers, checked by their peak and size.
 - CSV: vector, JSON and Array cells go out as the JSON text they hold (an orjson Fragment),
-  once parsed for the check; only the other cells are encoded.
+  once parsed for the check (FloatVector cells into arrays, as for JSON Lines); only the
+  other cells are encoded.
 - Parquet: float-list cells stay arrays (NumberVector), checked by their peak and size and
   written by orjson straight from the array.
 - A JSON file (one object or an array): the entity is checked and encoded.
 
 Over gRPC (``row_form="entity"``) nothing is encoded here: the checked entity goes to the
-transport, which builds the request's columns from it (a Parquet vector stays its array). A
-float vector read as a list (JSON Lines, CSV) becomes its float32 array as soon as it is
-checked, while its floats are still in the CPU's cache: packed one row at a time it costs a
-third of what one conversion per batch costs, and the row then holds 3 KB, not 24 KB, of
-Python floats until its batch is sent.
+transport, which builds the request's columns from it (an array stays an array). A float
+vector that still comes as a list (a JSON file, or a JSON Lines or CSV vector the array parser
+left alone) becomes its float32 array as soon as it is checked, while its floats are still in
+the CPU's cache: packed one row at a time it costs a third of what one conversion per batch
+costs, and the row then holds 3 KB, not 24 KB, of Python floats until its batch is sent.
+
+A refused row is kept with the numbers its file holds, not the float32 ones parsed for the
+request: the failed-rows download is fixed and uploaded again.
 
 Checking a vector without a type test per element needs to know that no true or false is in
 it; the JSON text tells, for JSON Lines and CSV.
@@ -83,12 +89,19 @@ class RowPreparer:
         self.unpacker = RowUnpacker(schema, file_format=file_format, mapping=mapping)
         columns = self.unpacker.mapping.column_for
         parquet = file_format == "parquet"
-        # What the Parquet reader is told, in the file's own column names.
-        self.number_vector_columns = (
-            frozenset(columns(name) for name in float_vector_fields(schema))
-            if parquet
-            else frozenset()
-        )
+        # What the Parquet and JSON Lines readers are told, in the file's own column names.
+        # JSON Lines only for FloatVector: a 16-bit vector rounded through float32 could land
+        # one step away from where rounding its decimal text lands.
+        if parquet:
+            self.number_vector_columns = frozenset(
+                columns(name) for name in float_vector_fields(schema)
+            )
+        elif file_format == "jsonl":
+            self.number_vector_columns = frozenset(
+                columns(f.name) for f in schema.fields if f.data_type == "FloatVector"
+            )
+        else:
+            self.number_vector_columns = frozenset()
         self.half_float_columns = {
             columns(f.name): f.data_type
             for f in schema.fields
@@ -122,10 +135,10 @@ class RowPreparer:
 
         ``encoded`` is the entity's own JSON text when the file holds it as is (JSON Lines).
         """
-        original = entity
+        original, line = entity, encoded
         unpacked, problems = self.unpacker.unpack(entity)
         if problems:
-            return RefusedRow(problems, entity)
+            return RefusedRow(problems, _as_read(entity, line))
         if unpacked is not None:
             # The file's own text no longer says what is sent.
             entity, encoded = unpacked, None
@@ -140,7 +153,7 @@ class RowPreparer:
             packed = entity
             problems = self.validator.check(entity)
         if problems:
-            return RefusedRow(problems, self.unpacker.restore(original, entity))
+            return self._refused(problems, original, entity, line)
         if self._as_entity:
             return entity[self._primary], self._packed(packed)
         if encoded is None:
@@ -150,7 +163,7 @@ class RowPreparer:
     def _prepare_text(
         self, original: dict[str, str], cells: dict[str, str]
     ) -> tuple[Any, Any] | RefusedRow:
-        entity = coerce_text_values(cells, self._schema)
+        entity = coerce_text_values(cells, self._schema, number_vectors=True)
         json_cells = [
             (name, cells[name])
             for name in self._json_text_fields
@@ -160,7 +173,9 @@ class RowPreparer:
         packed = entity if booleans else self._packed(entity, unchecked=True)
         problems = self.validator.check(packed, may_hold_booleans=booleans)
         if problems:
-            return RefusedRow(problems, self.unpacker.restore(original, entity))
+            # Kept with the file's own numbers, not the float32 ones parsed for the request.
+            as_read = coerce_text_values(cells, self._schema)
+            return RefusedRow(problems, self.unpacker.restore(original, as_read))
         if self._as_entity:
             return entity[self._primary], self._packed(packed)
         # The cells parsed as JSON for the check, so their text is JSON fit to send as it is.
@@ -168,6 +183,20 @@ class RowPreparer:
         for name, text in json_cells:
             outgoing[name] = orjson.Fragment(text)
         return entity[self._primary], orjson.dumps(outgoing)
+
+    def _refused(
+        self,
+        problems: list[RowProblem],
+        original: dict[str, Any],
+        checked: dict[str, Any],
+        line: bytes | None,
+    ) -> RefusedRow:
+        """The refused row in the file's own column names and with the file's own numbers."""
+        as_read = _as_read(original, line)
+        if as_read is not original:
+            unpacked, _ = self.unpacker.unpack(as_read)
+            checked = as_read if unpacked is None else unpacked
+        return RefusedRow(problems, self.unpacker.restore(as_read, checked))
 
     def _packed(self, entity: dict[str, Any], *, unchecked: bool = False) -> dict[str, Any]:
         """The entity with its float vector lists as float32 arrays (over gRPC only).
@@ -197,6 +226,14 @@ class RowPreparer:
                 vector = NumberVector(np.frombuffer(packer.pack(*value), dtype="<f4"))
             entity = {**entity, name: vector}
         return entity
+
+
+def _as_read(entity: dict[str, Any], line: bytes | None) -> dict[str, Any]:
+    """A JSON Lines row as orjson reads its text where the reader gave vectors as float32
+    arrays: a refused row is kept, and downloaded for fixing, with the numbers the file holds."""
+    if line is None or not any(type(value) is NumberVector for value in entity.values()):
+        return entity
+    return dict(orjson.loads(line))
 
 
 def _array_values(value: Any) -> Any:

@@ -6,7 +6,7 @@ Nothing here knows about Django, so workers, commands and tests share it as it i
 """
 
 from collections.abc import Callable, Iterator, Mapping
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from upserts.readers.base import ByteStream
 from upserts.readers.base import DecompressedTooLarge as DecompressedTooLarge
@@ -54,9 +54,9 @@ def read_rows(
     open, and its position is where reading starts. ``max_decompressed_bytes`` bounds what a
     gzip file may expand to. Problems with the file as a whole surface as FileFormatError
     while iterating, after the rows that could be read before them. Parquet float-list cells
-    of ``number_vector_columns`` come as NumberVector instead of lists, and byte lists of
-    ``half_float_columns`` as the 16-bit floats they encode. A row past ``limits``
-    fails alone, with its reason, without being parsed.
+    and JSON Lines float vectors of ``number_vector_columns`` come as NumberVector instead of
+    lists, and Parquet byte lists of ``half_float_columns`` as the 16-bit floats they encode.
+    A row past ``limits`` fails alone, with its reason, without being parsed.
     """
     if file_format not in _TEXT_READERS and file_format != "parquet":
         raise ValueError(f"unknown file format {file_format!r}")
@@ -119,7 +119,9 @@ def _rows(
             )
             read = _TEXT_READERS[file_format]
             # Only JSON Lines and CSV readers take resume_at (read_rows leaves it out of others).
-            entry = {"resume_at": resume_at} if resume_at is not None else {}
+            entry: dict[str, Any] = {"resume_at": resume_at} if resume_at is not None else {}
+            if file_format == "jsonl" and number_vector_columns:
+                entry["number_vector_keys"] = number_vector_columns
             yield from read(
                 stream, filename=filename, start_after=start_after, limits=limits, **entry
             )

@@ -13,6 +13,7 @@ from upserts.readers.base import (
     not_utf8_error,
 )
 from upserts.readers.limits import DEFAULT_LIMITS, SAMPLE_BYTES, ReadLimits, nesting_exceeds
+from upserts.readers.vector_json import parse_object
 
 _SKIP_CHUNK = 1024 * 1024
 
@@ -24,8 +25,12 @@ def read_jsonl(
     start_after: int = 0,
     resume_at: tuple[int, int] | None = None,
     limits: ReadLimits = DEFAULT_LIMITS,
+    number_vector_keys: frozenset[str] = frozenset(),
 ) -> Iterator[SourceRow]:
-    """``resume_at`` is the ``position_after`` of row ``start_after``: reading starts there."""
+    """``resume_at`` is the ``position_after`` of row ``start_after``: reading starts there.
+
+    Float vectors under ``number_vector_keys`` come as NumberVector (see vector_json).
+    """
     readline = stream.readline
     loads = orjson.loads
     max_bytes = limits.max_row_bytes
@@ -70,7 +75,10 @@ def read_jsonl(
         number += 1
         if number <= start_after:
             continue
-        if nesting_exceeds(line, max_depth):
+        # Two counts cost what nesting_exceeds' own first count does, and the count of "["
+        # tells the vector parser whether any array nests another.
+        square_brackets = line.count(b"[")
+        if square_brackets + line.count(b"{") > max_depth and nesting_exceeds(line, max_depth):
             yield SourceRow(
                 number=number,
                 error=f"line {line_number:,} {limits.too_deep()}; it was not read",
@@ -79,8 +87,14 @@ def read_jsonl(
                 position_after=(offset, line_number),
             )
             continue
+        value = (
+            parse_object(line, number_vector_keys, square_brackets=square_brackets)
+            if number_vector_keys
+            else None
+        )
         try:
-            value = loads(line)
+            if value is None:
+                value = loads(line)
         except orjson.JSONDecodeError as exc:
             text = _decode(line, filename, line_number, line_start)
             yield SourceRow(

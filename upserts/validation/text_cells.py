@@ -6,6 +6,7 @@ from typing import Any
 import orjson
 
 from upserts.milvus.schema import CollectionSchema, FieldSchema
+from upserts.readers.vector_json import parse_vector
 from upserts.validation.values import (
     FLOAT_LIMITS,
     INT_RANGES,
@@ -45,7 +46,11 @@ def _text_to_json(text: str) -> Any:
         return UnparsedText(text, f"not valid JSON ({exc.msg} at column {exc.colno})")
 
 
-def _text_conversion(field: FieldSchema) -> Callable[[str], Any] | None:
+def _text_to_number_vector(text: str) -> Any:
+    return parse_vector(text) or _text_to_json(text)
+
+
+def _text_conversion(field: FieldSchema, *, number_vectors: bool) -> Callable[[str], Any] | None:
     data_type = field.data_type
     convert: Callable[[str], Any]
     if data_type in STRING_TYPES:
@@ -56,6 +61,8 @@ def _text_conversion(field: FieldSchema) -> Callable[[str], Any] | None:
         convert = _text_to_float
     elif data_type == "Bool":
         convert = _text_to_bool
+    elif data_type == "FloatVector" and number_vectors:
+        convert = _text_to_number_vector
     elif data_type in JSON_TEXT_TYPES:
         convert = _text_to_json
     else:
@@ -82,24 +89,40 @@ def float_vector_fields(schema: CollectionSchema) -> frozenset[str]:
     return frozenset(field.name for field in schema.fields if field.data_type in VECTOR_LIMITS)
 
 
-@built_once_per_schema
-def _text_conversions(schema: CollectionSchema) -> dict[str, Callable[[str], Any]]:
+def _conversions(schema: CollectionSchema, *, number_vectors: bool) -> dict[str, Any]:
     conversions = {}
     for field in schema.fields:
-        convert = _text_conversion(field)
+        convert = _text_conversion(field, number_vectors=number_vectors)
         if convert is not None:
             conversions[field.name] = convert
     return conversions
 
 
-def coerce_text_values(entity: dict[str, str], schema: CollectionSchema) -> dict[str, Any]:
+@built_once_per_schema
+def _text_conversions(schema: CollectionSchema) -> dict[str, Callable[[str], Any]]:
+    return _conversions(schema, number_vectors=False)
+
+
+@built_once_per_schema
+def _number_vector_conversions(schema: CollectionSchema) -> dict[str, Callable[[str], Any]]:
+    return _conversions(schema, number_vectors=True)
+
+
+def coerce_text_values(
+    entity: dict[str, str], schema: CollectionSchema, *, number_vectors: bool = False
+) -> dict[str, Any]:
     """A CSV row's text typed by the schema, ready for check_entity.
 
     Text that does not parse is kept as it is (JSON columns as UnparsedText, which says why),
     so check_entity names the field and the value instead of this function failing the row on
     its first problem. Columns the schema does not name stay text, as do VarChar columns.
+    With ``number_vectors``, FloatVector cells that are flat lists of numbers become
+    NumberVector (see readers.vector_json): what the pipeline checks and sends; the preview
+    shows lists.
     """
-    conversions = _text_conversions(schema)
+    conversions = (
+        _number_vector_conversions(schema) if number_vectors else _text_conversions(schema)
+    )
     typed: dict[str, Any] = {}
     for name, text in entity.items():
         convert = conversions.get(name)
