@@ -75,10 +75,7 @@ def read_jsonl(
         number += 1
         if number <= start_after:
             continue
-        # Two counts cost what nesting_exceeds' own first count does, and the count of "["
-        # tells the vector parser whether any array nests another.
-        square_brackets = line.count(b"[")
-        if square_brackets + line.count(b"{") > max_depth and nesting_exceeds(line, max_depth):
+        if nesting_exceeds(line, max_depth):
             yield SourceRow(
                 number=number,
                 error=f"line {line_number:,} {limits.too_deep()}; it was not read",
@@ -87,11 +84,7 @@ def read_jsonl(
                 position_after=(offset, line_number),
             )
             continue
-        value = (
-            parse_object(line, number_vector_keys, square_brackets=square_brackets)
-            if number_vector_keys
-            else None
-        )
+        value = parse_object(line, number_vector_keys) if number_vector_keys else None
         try:
             if value is None:
                 value = loads(line)

@@ -38,17 +38,11 @@ def _parser() -> simdjson.Parser:
     return parser
 
 
-def parse_object(
-    text: bytes, vector_keys: frozenset[str], *, square_brackets: int
-) -> dict[str, Any] | None:
+def parse_object(text: bytes, vector_keys: frozenset[str]) -> dict[str, Any] | None:
     """The JSON object in ``text``, the values of ``vector_keys`` as NumberVector where they are
-    flat float32 vectors; None when the text is not an object simdjson parses (ask orjson).
-
-    ``square_brackets`` is how many "[" the text holds: when each array at the top holds one,
-    none holds another array (simdjson flattens nested arrays into a vector's numbers).
-    """
+    flat float32 vectors; None when the text is not an object simdjson parses (ask orjson)."""
     try:
-        return _object(_parser(), text, vector_keys, square_brackets)
+        return _object(_parser(), text, vector_keys)
     except _REFUSED:
         return None
 
@@ -63,9 +57,7 @@ def parse_vector(text: str) -> NumberVector | None:
         return None
 
 
-def _object(
-    parser: simdjson.Parser, text: bytes, vector_keys: frozenset[str], square_brackets: int
-) -> Any:
+def _object(parser: simdjson.Parser, text: bytes, vector_keys: frozenset[str]) -> Any:
     # The document's proxies must be gone before the parser parses again: they live only in
     # this frame, which ends before the caller reads the next line.
     document = parser.parse(text)
@@ -78,8 +70,10 @@ def _object(
         return None
     # Each lookup walks the keys: a row with more than _MOST_KEYS went to orjson.
     values = [document[key] for key in keys]
+    # When each array at the top holds the only "[" it starts with, none holds another array
+    # (which simdjson would flatten into a vector's numbers).
     arrays = sum(type(value) is simdjson.Array for value in values)
-    flat = arrays == square_brackets
+    flat = arrays == text.count(b"[")
     entity: dict[str, Any] = {}
     for key, value in zip(keys, values, strict=True):
         if type(value) is simdjson.Array:
