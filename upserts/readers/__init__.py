@@ -8,6 +8,7 @@ Nothing here knows about Django, so workers, commands and tests share it as it i
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any, BinaryIO
 
+from upserts.readers.base import FLOAT32_MAX as FLOAT32_MAX
 from upserts.readers.base import ByteStream
 from upserts.readers.base import DecompressedTooLarge as DecompressedTooLarge
 from upserts.readers.base import FileFormatError as FileFormatError

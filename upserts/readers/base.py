@@ -52,6 +52,11 @@ class SourceRow:
     position_after: tuple[int, int] | None = None
 
 
+# The largest float32 number: a vector's peak must stay within it (and below it, before
+# a value is rounded to float32, which would hide one beyond).
+FLOAT32_MAX = 3.4028234663852886e38
+
+
 class NumberVector:
     """One row's cell of a typed float-list column (Parquet), kept as the column's own numbers.
 

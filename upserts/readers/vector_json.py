@@ -18,10 +18,8 @@ from typing import Any
 import numpy as np
 import simdjson
 
-from upserts.readers.base import NumberVector
+from upserts.readers.base import FLOAT32_MAX, NumberVector
 
-# Beyond it a value would become infinity in float32: left as a list, the check names it.
-_FLOAT32_MAX = float(np.finfo(np.float32).max)
 # What simdjson raises on text it will not parse (UnicodeDecodeError is a ValueError).
 _REFUSED = (ValueError, RuntimeError, TypeError, KeyError, IndexError)
 # An entity of more top-level keys is parsed by orjson: a lookup by key walks the keys.
@@ -100,6 +98,7 @@ def _number_vector(array: simdjson.Array) -> NumberVector | None:
         # Not every element is a number (true, null, a string): the check reports which.
         return None
     peak = float(np.abs(values).max()) if values.size else 0.0
-    if not peak < _FLOAT32_MAX:
+    # Beyond float32 a value would become infinity: left as a list, the check names it.
+    if not peak < FLOAT32_MAX:
         return None
     return NumberVector(values.astype(np.float32), peak)

@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 import orjson
 
 from upserts.milvus.schema import CollectionSchema, FieldSchema
-from upserts.readers import NumberVector
+from upserts.readers import FLOAT32_MAX, NumberVector
 
 Check = Callable[[Any], str | None]
 Built = TypeVar("Built")
@@ -24,10 +24,9 @@ INT_RANGES = {
     "Int32": (-(2**31), 2**31 - 1),
     "Int64": (-(2**63), 2**63 - 1),
 }
-_FLOAT32_MAX = 3.4028234663852886e38
-FLOAT_LIMITS = {"Float": _FLOAT32_MAX, "Double": sys.float_info.max}
+FLOAT_LIMITS = {"Float": FLOAT32_MAX, "Double": sys.float_info.max}
 VECTOR_LIMITS = {
-    "FloatVector": _FLOAT32_MAX,
+    "FloatVector": FLOAT32_MAX,
     "Float16Vector": 65504.0,
     "BFloat16Vector": 3.3895313892515355e38,
 }
@@ -268,7 +267,7 @@ def _sparse_vector_check(value: Any) -> str | None:
         position = int(index) if isinstance(index, str) and index.isdigit() else index
         if type(position) is not int or not 0 <= position < 2**32:
             return f"index {_show(index)} is not an integer from 0 to 4294967295"
-        problem = _number_problem(number, "Float", _FLOAT32_MAX)
+        problem = _number_problem(number, "Float", FLOAT32_MAX)
         if problem is not None:
             return f"at index {position}: {problem}"
     return None
