@@ -384,3 +384,52 @@ def test_a_lease_another_task_has_held_is_not_renewed(fake):
 
     # The job is free again, but the stalled task's batches may now be behind the other's.
     assert not renew_lease(job.pk, token="stalled", seconds=5)
+
+
+def test_describe_retries_keep_the_lease_from_other_tasks(settings):
+    from upserts.services.jobs import acquire_lease
+
+    settings.UPSERT_LEASE_SECONDS = 1
+    settings.UPSERT_RETRY_ATTEMPTS = 8
+    settings.UPSERT_RETRY_BASE_SECONDS = settings.UPSERT_RETRY_MAX_SECONDS = 0.6
+    # Nothing listens on port 9 of the loopback: every describe fails at once, worth retrying.
+    cluster = ClusterEndpoint.objects.create(name="gone", base_url="http://127.0.0.1:9")
+    job = upload(cluster, [orjson.dumps(book(1))])
+    taken_by_another: list[bool] = []
+
+    def another_task() -> None:
+        time.sleep(1.6)  # the first lease would have run out; the retries go on past 2 s
+        taken_by_another.append(acquire_lease(job.pk, token="another", seconds=5))
+
+    rival = threading.Thread(target=another_task)
+    rival.start()
+    assert run_job_slice(job.pk) is SliceOutcome.FINISHED
+    rival.join()
+
+    job.refresh_from_db()
+    assert taken_by_another == [False]
+    assert job.status == JobStatus.FAILED
+    assert "resume the job once the cluster answers again" in job.error_message
+
+
+def test_a_task_whose_lease_another_took_cannot_end_the_job(fake):
+    from upserts.services import jobs
+
+    cluster = ClusterEndpoint.objects.create(name="leased", base_url=fake.url)
+    job = upload(cluster, [orjson.dumps(book(1))])
+    assert jobs.acquire_lease(job.pk, token="stalled", seconds=0)  # runs out at once
+    assert jobs.acquire_lease(job.pk, token="another", seconds=5)
+
+    for end in (
+        lambda: jobs.mark_failed(job, "the cluster went away", lease_token="stalled"),
+        lambda: jobs.mark_finished(job, lease_token="stalled"),
+        lambda: jobs.mark_cancelled(job, lease_token="stalled"),
+    ):
+        with pytest.raises(jobs.LeaseLost):
+            end()
+    job.refresh_from_db()
+    assert job.status == JobStatus.PENDING and not job.error_message
+
+    jobs.mark_failed(job, "the cluster went away", lease_token="another")
+    job.refresh_from_db()
+    assert job.status == JobStatus.FAILED

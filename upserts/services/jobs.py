@@ -25,58 +25,97 @@ class IllegalJobTransition(ConsoleError):
     http_status = 409
 
 
-def _transition(job: UpsertJob, to: str, **fields: Any) -> UpsertJob:
+class LeaseLost(Exception):
+    """Our lease ran out and another task took the job: stop without changing it."""
+
+
+def _transition(
+    job: UpsertJob, to: str, *, lease_token: str | None = None, **fields: Any
+) -> UpsertJob:
+    """Move the job to ``to``; with ``lease_token``, only while that lease holds the job.
+
+    A task's lease can run out while it waits (a cluster retried for longer than the lease):
+    the task the sweeper then hands the job to, or a person's resume, must not be overruled
+    by the stalled task ending the job when it wakes.
+    """
     sources = statuses_that_may_become(to)
-    updated = UpsertJob.objects.filter(pk=job.pk, status__in=sources).update(status=to, **fields)
+    held = Q(lease_token=lease_token) if lease_token is not None else Q()
+    updated = UpsertJob.objects.filter(held, pk=job.pk, status__in=sources).update(
+        status=to, **fields
+    )
     if not updated:
-        current = UpsertJob.objects.filter(pk=job.pk).values_list("status", flat=True).first()
-        raise IllegalJobTransition(f"Job {job.pk} is {current or 'gone'}; it cannot become {to}.")
+        current = UpsertJob.objects.filter(pk=job.pk).values("status", "lease_token").first()
+        if current and lease_token is not None and current["lease_token"] != lease_token:
+            raise LeaseLost(f"Job {job.pk} is held by another task; it was not made {to}.")
+        status = current["status"] if current else "gone"
+        raise IllegalJobTransition(f"Job {job.pk} is {status}; it cannot become {to}.")
     job.refresh_from_db()
     return job
 
 
-def mark_validating(job: UpsertJob) -> UpsertJob:
-    return _transition(job, JobStatus.VALIDATING, started_at=job.started_at or timezone.now())
+def mark_validating(job: UpsertJob, *, lease_token: str | None = None) -> UpsertJob:
+    return _transition(
+        job,
+        JobStatus.VALIDATING,
+        lease_token=lease_token,
+        started_at=job.started_at or timezone.now(),
+    )
 
 
-def mark_running(job: UpsertJob) -> UpsertJob:
-    return _transition(job, JobStatus.RUNNING)
+def mark_running(job: UpsertJob, *, lease_token: str | None = None) -> UpsertJob:
+    return _transition(job, JobStatus.RUNNING, lease_token=lease_token)
 
 
-def mark_finished(job: UpsertJob) -> UpsertJob:
+def mark_finished(job: UpsertJob, *, lease_token: str | None = None) -> UpsertJob:
     """Succeeded when no row failed, partially failed when some did, failed when all did.
 
     A check (``dry_run``) sends nothing, so its rows that passed the checks count as landed.
     """
     job.refresh_from_db(fields=["rows_failed", "rows_upserted", "rows_read", "dry_run"])
     if not job.rows_failed:
-        return _transition(job, JobStatus.SUCCEEDED, finished_at=timezone.now())
+        return _transition(
+            job, JobStatus.SUCCEEDED, lease_token=lease_token, finished_at=timezone.now()
+        )
     if job.dry_run and job.rows_read > job.rows_failed:
-        return _transition(job, JobStatus.PARTIALLY_FAILED, finished_at=timezone.now())
+        return _transition(
+            job, JobStatus.PARTIALLY_FAILED, lease_token=lease_token, finished_at=timezone.now()
+        )
     if job.dry_run:
         return _transition(
             job,
             JobStatus.FAILED,
+            lease_token=lease_token,
             finished_at=timezone.now(),
             error_message=f"Every row failed the checks ({job.rows_failed:,}); see the failed "
             "rows. Nothing was sent.",
         )
     if job.rows_upserted:
-        return _transition(job, JobStatus.PARTIALLY_FAILED, finished_at=timezone.now())
+        return _transition(
+            job, JobStatus.PARTIALLY_FAILED, lease_token=lease_token, finished_at=timezone.now()
+        )
     return _transition(
         job,
         JobStatus.FAILED,
+        lease_token=lease_token,
         finished_at=timezone.now(),
         error_message=f"No row landed: all {job.rows_failed:,} rows failed; see the failed rows.",
     )
 
 
-def mark_failed(job: UpsertJob, message: str) -> UpsertJob:
-    return _transition(job, JobStatus.FAILED, error_message=message, finished_at=timezone.now())
+def mark_failed(job: UpsertJob, message: str, *, lease_token: str | None = None) -> UpsertJob:
+    return _transition(
+        job,
+        JobStatus.FAILED,
+        lease_token=lease_token,
+        error_message=message,
+        finished_at=timezone.now(),
+    )
 
 
-def mark_cancelled(job: UpsertJob) -> UpsertJob:
-    return _transition(job, JobStatus.CANCELLED, finished_at=timezone.now())
+def mark_cancelled(job: UpsertJob, *, lease_token: str | None = None) -> UpsertJob:
+    return _transition(
+        job, JobStatus.CANCELLED, lease_token=lease_token, finished_at=timezone.now()
+    )
 
 
 def mark_resumed(job: UpsertJob) -> UpsertJob:

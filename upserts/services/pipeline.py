@@ -51,6 +51,7 @@ from upserts.services.clusters import client_for, partial_update_problem
 from upserts.services.entity_writes import record_entity_writes
 from upserts.services.failed_rows import failed_row, stored_size
 from upserts.services.job_files import open_job_file
+from upserts.services.jobs import LeaseLost
 from upserts.services.rate_budgets import budget_for_job
 from upserts.services.read_limits import read_limits
 from upserts.services.sending import (
@@ -75,10 +76,6 @@ class StopReason(enum.Enum):
 
     CANCEL = "cancel"  # a person asked; the job ends cancelled
     SLICE_OVER = "slice over"  # the slice's time is up; the job continues in the next task
-
-
-class LeaseLost(Exception):
-    """Our lease expired and another task took the job: stop without committing."""
 
 
 @dataclass
@@ -133,34 +130,35 @@ def run_job_slice(job_id: int) -> SliceOutcome:
         if job.is_final:
             return SliceOutcome.FINISHED
         if job.cancel_requested:
-            _cancel(job)
+            _cancel(job, token)
             return SliceOutcome.FINISHED
         stops = jobs.count_delivery(job, token=token)
         if stops >= settings.UPSERT_MAX_WORKER_STOPS:
-            _fail(job, _worker_stopped_message(job, stops))
+            _fail(job, _worker_stopped_message(job, stops), token)
             return SliceOutcome.FINISHED
         try:
-            schema = _prepare(job)
+            schema = _prepare(job, token)
             if schema is None:
                 return SliceOutcome.FINISHED
             return _send_rows(job, schema, token)
         except FatalTargetError as exc:
-            _fail(job, str(exc))
+            _fail(job, str(exc), token)
         except RetryableClusterError as exc:
             _fail(
                 job,
                 f"{exc} The rows before row {job.checkpoint_row + 1} are saved; resume the "
                 "job once the cluster answers again.",
+                token,
             )
         except FileFormatError as exc:
-            _fail(job, str(exc))
+            _fail(job, str(exc), token)
         except LeaseLost:
             raise
         except Exception as exc:
             # Whatever else escapes (a bug, a database refusing a value) must end the job
             # rather than leave it running for the sweeper to queue again every round.
             logger.exception("job %s stopped on an unexpected error", job_id)
-            _fail(job, _unexpected_error_message(job, exc))
+            _fail(job, _unexpected_error_message(job, exc), token)
         return SliceOutcome.FINISHED
     except LeaseLost:
         logger.warning("job %s: lease lost to another task; stopping this one", job_id)
@@ -193,24 +191,26 @@ def _unexpected_error_message(job: UpsertJob, exc: Exception) -> str:
     )
 
 
-def _prepare(job: UpsertJob) -> CollectionSchema | None:
+def _prepare(job: UpsertJob, token: str) -> CollectionSchema | None:
     """Describe the target and move the job to running; None when the job cannot go on."""
     if job.status == JobStatus.PENDING:
-        jobs.mark_validating(job)
-    schema = _describe_with_retries(job)
+        jobs.mark_validating(job, lease_token=token)
+    schema = _describe_with_retries(job, token)
     if job.status == JobStatus.VALIDATING:
         problems = blocking_schema_problems(schema)
         if job.partial_update:
             # The cluster may have been changed, or its server downgraded, since the upload.
             problems += [problem] if (problem := partial_update_problem(job.cluster)) else []
         if problems:
-            _fail(job, " ".join(problems))
+            _fail(job, " ".join(problems), token)
             return None
-        jobs.mark_running(job)
+        jobs.mark_running(job, lease_token=token)
     return schema
 
 
-def _describe_with_retries(job: UpsertJob) -> CollectionSchema:
+def _describe_with_retries(job: UpsertJob, token: str) -> CollectionSchema:
+    """The target's schema, retried as batches are; the lease is renewed while it waits, or
+    the sweeper would hand the job to a second task while this one still retries."""
     policy = retry_policy()
     client = client_for(job.cluster)
     attempt = 0
@@ -221,7 +221,16 @@ def _describe_with_retries(job: UpsertJob) -> CollectionSchema:
         except RetryableClusterError:
             if attempt >= policy.max_attempts:
                 raise
-            time.sleep(policy.delay(attempt))
+            _sleep_holding_lease(job.pk, token, policy.delay(attempt))
+
+
+def _sleep_holding_lease(job_id: int, token: str, seconds: float) -> None:
+    seconds_of_lease = settings.UPSERT_LEASE_SECONDS
+    wake_at = time.monotonic() + seconds
+    while (left := wake_at - time.monotonic()) > 0:
+        time.sleep(min(left, seconds_of_lease / 3))
+        if not jobs.renew_lease(job_id, token=token, seconds=seconds_of_lease):
+            raise LeaseLost()
 
 
 def _send_rows(job: UpsertJob, schema: CollectionSchema, token: str) -> SliceOutcome:
@@ -243,11 +252,11 @@ def _send_rows(job: UpsertJob, schema: CollectionSchema, token: str) -> SliceOut
         )
         stop_reason = run.send(rows)
     if stop_reason is StopReason.CANCEL:
-        _cancel(job)
+        _cancel(job, token)
         return SliceOutcome.FINISHED
     if stop_reason is StopReason.SLICE_OVER:
         return SliceOutcome.CONTINUE
-    _finish(job)
+    _finish(job, token)
     return SliceOutcome.FINISHED
 
 
@@ -553,7 +562,7 @@ def _lease_delta() -> timedelta:
     return timedelta(seconds=settings.UPSERT_LEASE_SECONDS)
 
 
-def _finish(job: UpsertJob) -> None:
+def _finish(job: UpsertJob, token: str) -> None:
     duplicates = (
         EntityWrite.objects.filter(job=job)
         .values("entity_id")
@@ -563,20 +572,20 @@ def _finish(job: UpsertJob) -> None:
     )
     with transaction.atomic():
         UpsertJob.objects.filter(pk=job.pk).update(duplicate_ids=duplicates)
-        jobs.mark_finished(job)
+        jobs.mark_finished(job, lease_token=token)
         _audit_end(job, AuditAction.JOB_FINISHED)
 
 
-def _cancel(job: UpsertJob) -> None:
+def _cancel(job: UpsertJob, token: str) -> None:
     with transaction.atomic():
-        jobs.mark_cancelled(job)
+        jobs.mark_cancelled(job, lease_token=token)
         _audit_end(job, AuditAction.JOB_CANCELLED)
 
 
-def _fail(job: UpsertJob, message: str) -> None:
+def _fail(job: UpsertJob, message: str, token: str) -> None:
     job.refresh_from_db()
     with transaction.atomic():
-        jobs.mark_failed(job, message)
+        jobs.mark_failed(job, message, lease_token=token)
         _audit_end(job, AuditAction.JOB_FINISHED)
 
 
