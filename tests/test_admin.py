@@ -49,6 +49,17 @@ def test_every_model_has_a_working_admin_list(admin_client, model):
     assert TOKEN not in response.content.decode()
 
 
+def test_a_cluster_is_switched_to_grpc_in_admin(admin_client):
+    cluster = make_cluster("zilliz-prod", base_url="https://in01-abc.zillizcloud.com")
+    url = reverse("admin:upserts_clusterendpoint_change", args=[cluster.pk])
+
+    response = admin_client.post(url, cluster_form(api_version="grpc"))
+
+    assert response.status_code == 302
+    cluster.refresh_from_db()
+    assert cluster.api_version == "grpc"
+
+
 def test_adding_a_cluster_in_admin_stores_the_token_encrypted_and_records_the_creator(admin_client):
     response = admin_client.post(
         reverse("admin:upserts_clusterendpoint_add"), cluster_form(token=TOKEN)

@@ -54,6 +54,30 @@ def test_a_cluster_admin_registers_a_cluster_with_a_write_only_token(api_as):
     assert_secret_absent(response)
 
 
+def test_a_cluster_is_registered_for_grpc_and_rest_stays_the_default(api_as):
+    client = api_as("cluster_admin")
+
+    over_grpc = client.post(
+        "/api/v1/clusters/",
+        {
+            "name": "self-hosted",
+            "base_url": "https://in01-y.zillizcloud.com:19530",
+            "api_version": "grpc",
+        },
+        format="json",
+    )
+    by_default = client.post(
+        "/api/v1/clusters/",
+        {"name": "zilliz", "base_url": "https://in01-x.zillizcloud.com/"},
+        format="json",
+    )
+
+    assert over_grpc.status_code == 201, over_grpc.content
+    assert over_grpc.json()["api_version"] == "grpc"
+    assert ClusterEndpoint.objects.get(name="self-hosted").api_version == "grpc"
+    assert by_default.json()["api_version"] == "v1"
+
+
 def test_patch_keeps_replaces_or_removes_the_token(api_as):
     cluster = make_cluster("east", token=SECRET)
     client = api_as("cluster_admin")

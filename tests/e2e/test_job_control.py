@@ -14,7 +14,13 @@ from django.core.management import CommandError, call_command
 from django.utils import timezone
 
 from tests.factories import book
-from tests.helpers import PROJECT_DIR, database_url_of_test_database, query, wait_until
+from tests.helpers import (
+    BOTH_TRANSPORTS,
+    PROJECT_DIR,
+    database_url_of_test_database,
+    query,
+    wait_until,
+)
 from upserts.models import AuditAction, AuditEvent, JobStatus, UpsertJob
 from upserts.preview import estimate_rows, preview_job
 from upserts.selectors import job_progress
@@ -80,6 +86,7 @@ def test_only_a_failed_job_can_be_resumed(books, upload):
         resume_job(job)
 
 
+@BOTH_TRANSPORTS
 def test_preview_checks_the_first_rows_against_the_live_schema(books, upload):
     rows = [book(1), {**book(2), "emb": [1.0]}, book(3)]
     content = jsonl(rows) + b"{broken\n"
@@ -96,6 +103,7 @@ def test_preview_checks_the_first_rows_against_the_live_schema(books, upload):
     assert preview.invalid_rows == 2
 
 
+@BOTH_TRANSPORTS
 def test_preview_of_a_missing_collection_says_so_and_cannot_start(upload):
     job = upload(jsonl([book(1)]), "rows.jsonl", "no_such_collection")
 

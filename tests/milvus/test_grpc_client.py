@@ -120,6 +120,22 @@ def test_a_value_milvus_refuses_is_a_data_rejection_with_its_message(milvus):
     assert "exceeds max length (64)" in refusal.value.cluster_message
 
 
+@pytest.mark.milvus
+def test_a_batch_milvus_refuses_is_split_to_its_bad_row_with_milvus_message(milvus):
+    name = f"g_{uuid.uuid4().hex[:12]}"
+    create_collection(host="127.0.0.1", port=milvus.port, name=name, fields=FIELDS)
+    rows = [dict(row) for row in ROWS]
+    rows[2]["title"] = "x" * 65
+
+    with grpc_client(milvus.url) as client:
+        encoder = client.upsert_encoder(database="", collection=name, schema=SCHEMA)
+        outcome = send_batch(client, encoder=encoder, rows=rows, policy=RetryPolicy(max_attempts=1))
+
+    assert outcome.upsert_count == 3 and sorted(outcome.upsert_ids) == ["1", "2", "4"]
+    [rejection] = outcome.rejections
+    assert rejection.index == 2 and "exceeds max length (64)" in rejection.reason
+
+
 # --- the scripted server --------------------------------------------------------------------
 
 
@@ -150,6 +166,8 @@ def test_rate_limits_and_an_unavailable_server_are_retried_then_the_batch_lands(
         (grpc.StatusCode.UNAVAILABLE, "connection reset"),
         refused(8, "rate limit exceeded"),
         (grpc.StatusCode.RESOURCE_EXHAUSTED, "request is rejected by grpc RateLimiter"),
+        (grpc.StatusCode.DEADLINE_EXCEEDED, "Deadline Exceeded"),
+        (grpc.StatusCode.ABORTED, "transaction aborted"),
     )
     budget = ClusterBudget(
         redis.Redis.from_url(redis_url),
@@ -162,13 +180,13 @@ def test_rate_limits_and_an_unavailable_server_are_retried_then_the_batch_lands(
             client,
             encoder=encoder,
             rows=ROWS,
-            policy=RetryPolicy(max_attempts=4, base_delay=0.01, max_delay=0.02),
+            policy=RetryPolicy(max_attempts=6, base_delay=0.01, max_delay=0.02),
             budget=budget,
         )
 
-    assert outcome.requests == 4 and outcome.upsert_count == 4
+    assert outcome.requests == 6 and outcome.upsert_count == 4
     assert outcome.upsert_ids == ["1", "2", "3", "4"] and outcome.code == 0
-    # Both rate limits (one storm) halved the cluster's budget once; unavailable did not.
+    # Both rate limits (one storm) halved the cluster's budget once; the others did not.
     assert 0.5 <= budget.share() < 0.55
 
 
