@@ -351,25 +351,13 @@ def test_a_silent_grpc_port_holds_the_version_question_only_briefly(fake):
 
 
 def test_a_batch_slower_than_the_lease_keeps_the_job_from_other_tasks(fake, settings):
-    from upserts.services.jobs import acquire_lease
-
     settings.UPSERT_LEASE_SECONDS = 1
     collection = FakeCollection(delays={3: 2.5}).serve(fake)
     cluster = ClusterEndpoint.objects.create(name="slow", base_url=fake.url)
     job = upload(cluster, [orjson.dumps(book(i)) for i in range(1, 5)])
-    taken_by_another: list[bool] = []
-
-    def another_task() -> None:
-        time.sleep(1.8)  # the first lease ran out long ago; the batch is not back yet
-        taken_by_another.append(acquire_lease(job.pk, token="another", seconds=5))
-
-    rival = threading.Thread(target=another_task)
-    rival.start()
-    assert run_job_slice(job.pk) is SliceOutcome.FINISHED
-    rival.join()
-
+    # The first lease ran out long ago; the batch is not back yet.
+    assert run_slice_while_another_task_tries_the_lease(job, after_seconds=1.8) == [False]
     job.refresh_from_db()
-    assert taken_by_another == [False]
     assert job.status == JobStatus.SUCCEEDED and sorted(collection.entities) == [1, 2, 3, 4]
 
 
@@ -387,27 +375,15 @@ def test_a_lease_another_task_has_held_is_not_renewed(fake):
 
 
 def test_describe_retries_keep_the_lease_from_other_tasks(settings):
-    from upserts.services.jobs import acquire_lease
-
     settings.UPSERT_LEASE_SECONDS = 1
     settings.UPSERT_RETRY_ATTEMPTS = 8
     settings.UPSERT_RETRY_BASE_SECONDS = settings.UPSERT_RETRY_MAX_SECONDS = 0.6
     # Nothing listens on port 9 of the loopback: every describe fails at once, worth retrying.
     cluster = ClusterEndpoint.objects.create(name="gone", base_url="http://127.0.0.1:9")
     job = upload(cluster, [orjson.dumps(book(1))])
-    taken_by_another: list[bool] = []
-
-    def another_task() -> None:
-        time.sleep(1.6)  # the first lease would have run out; the retries go on past 2 s
-        taken_by_another.append(acquire_lease(job.pk, token="another", seconds=5))
-
-    rival = threading.Thread(target=another_task)
-    rival.start()
-    assert run_job_slice(job.pk) is SliceOutcome.FINISHED
-    rival.join()
-
+    # The first lease would have run out; the retries go on past 2 s.
+    assert run_slice_while_another_task_tries_the_lease(job, after_seconds=1.6) == [False]
     job.refresh_from_db()
-    assert taken_by_another == [False]
     assert job.status == JobStatus.FAILED
     assert "resume the job once the cluster answers again" in job.error_message
 
@@ -433,3 +409,23 @@ def test_a_task_whose_lease_another_took_cannot_end_the_job(fake):
     jobs.mark_failed(job, "the cluster went away", lease_token="another")
     job.refresh_from_db()
     assert job.status == JobStatus.FAILED
+
+
+def run_slice_while_another_task_tries_the_lease(
+    job: UpsertJob, *, after_seconds: float
+) -> list[bool]:
+    """Run the job's slice here while another task tries to take its lease after
+    ``after_seconds``; whether it got the lease (empty if the slice ended first)."""
+    from upserts.services.jobs import acquire_lease
+
+    taken_by_another: list[bool] = []
+
+    def another_task() -> None:
+        time.sleep(after_seconds)
+        taken_by_another.append(acquire_lease(job.pk, token="another", seconds=5))
+
+    rival = threading.Thread(target=another_task)
+    rival.start()
+    assert run_job_slice(job.pk) is SliceOutcome.FINISHED
+    rival.join()
+    return taken_by_another
